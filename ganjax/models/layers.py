@@ -1,0 +1,101 @@
+"""Layers shared by the models.
+
+`ConvTranspose` is a drop-in for `flax.linen.ConvTranspose` (same parameter
+names, shapes and initialisers; same outputs and gradients) that computes a
+strided transposed convolution as ordinary stride-1 convolutions, one per
+output phase, interleaved by a depth-to-space shuffle. XLA on CPU computes the
+weight gradient of an input-dilated convolution (what `lax.conv_transpose`
+lowers to) far more slowly than that of an ordinary convolution; the phase
+form avoids it on every backend and does no extra arithmetic.
+
+The derivation: a transposed convolution with stride s and padding (lo, hi)
+of the s-dilated input computes y[o] = sum_k xd[o + k] K[k], where
+xd[j] = x[(j - lo) / s] when that is an integer index and 0 otherwise. For
+output phase r (o = s*m + r) only the taps k = k_r + s*t contribute, with
+k_r = (lo - r) mod s, and they read x[m + (r + k_r - lo) / s + t]: an ordinary
+stride-1 convolution of x with the sub-kernel K[k_r::s].
+"""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+from jax import lax
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def transpose_pads(padding, kernel: Sequence[int], strides: Sequence[int]):
+  """Explicit (lo, hi) pads of the dilated input, as `lax.conv_transpose` reads `padding`."""
+  if not isinstance(padding, str):
+    return [tuple(p) for p in padding]
+  pads = []
+  for k, s in zip(kernel, strides):
+    if padding == "SAME":
+      total = k + s - 2
+      lo = k - 1 if s > k - 1 else -(-total // 2)
+    elif padding == "VALID":
+      total = k + s - 2 + max(k - s, 0)
+      lo = k - 1
+    else:
+      raise ValueError(f"padding={padding!r}: use 'SAME', 'VALID' or (lo, hi) pairs")
+    pads.append((lo, total - lo))
+  return pads
+
+
+def _phases(size: int, kernel: int, stride: int, lo: int, hi: int):
+  """Output size and, per output phase, (first tap, pad lo, pad hi) of its stride-1 conv."""
+  out = (size - 1) * stride + 1 + lo + hi - kernel + 1
+  if out % stride or kernel % stride:
+    return out, None
+  per_phase, taps = out // stride, kernel // stride
+  plan = []
+  for r in range(stride):
+    first = (lo - r) % stride
+    offset = (r + first - lo) // stride  # the x index that output m = 0, tap t = 0 reads
+    plan.append((first, -offset, per_phase + taps - 1 + offset - size))
+  return out, plan
+
+
+def conv_transpose(x, kernel, strides: Sequence[int], padding):
+  """`lax.conv_transpose(x, kernel, strides, padding)` (NHWC, HWIO, unflipped kernel) by phases.
+
+  Falls back to `lax.conv_transpose` at stride 1 (already an ordinary
+  convolution) and where the phase form does not apply (a kernel size or an
+  output size that is not a multiple of the stride).
+  """
+  strides = tuple(strides)
+  pads = transpose_pads(padding, kernel.shape[:2], strides)
+  out_h, plan_h = _phases(x.shape[1], kernel.shape[0], strides[0], *pads[0])
+  out_w, plan_w = _phases(x.shape[2], kernel.shape[1], strides[1], *pads[1])
+  if strides == (1, 1) or plan_h is None or plan_w is None:
+    return lax.conv_transpose(x, kernel, strides, pads, dimension_numbers=_DIMS)
+  rows = []
+  for first_h, lo_h, hi_h in plan_h:
+    cols = [lax.conv_general_dilated(x, kernel[first_h::strides[0], first_w::strides[1]],
+                                     (1, 1), ((lo_h, hi_h), (lo_w, hi_w)),
+                                     dimension_numbers=_DIMS)
+            for first_w, lo_w, hi_w in plan_w]
+    rows.append(jnp.stack(cols, axis=3))  # [B, M, N, s_w, C]
+  y = jnp.stack(rows, axis=2)  # [B, M, s_h, N, s_w, C]
+  return y.reshape(x.shape[0], out_h, out_w, kernel.shape[-1])
+
+
+class ConvTranspose(nn.Module):
+  """`nn.ConvTranspose` for NHWC inputs, computed by `conv_transpose` above."""
+  features: int
+  kernel_size: Sequence[int]
+  strides: Sequence[int] = (1, 1)
+  padding: str | Sequence[tuple[int, int]] = "SAME"
+  use_bias: bool = True
+  kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init,
+                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    y = conv_transpose(x, kernel.astype(x.dtype), self.strides, self.padding)
+    if self.use_bias:
+      y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(x.dtype)
+    return y

@@ -1,0 +1,154 @@
+"""The training loop shared by every algorithm.
+
+train_and_evaluate(config, workdir) reads top to bottom: check the config,
+build the mesh, initialise or restore the state, then run the jitted
+data-parallel step, logging metrics, writing sample grids and saving
+checkpoints on the way. Running it again on the same workdir resumes from the
+newest checkpoint.
+"""
+
+import functools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ganjax import algorithms, data, logs, parallel
+from ganjax.checkpoint import Checkpoints
+from ganjax.errors import GanjaxError
+
+REQUIRED_KEYS = ("algorithm", "dataset", "batch_size", "num_train_steps", "seed")
+
+
+def validate_config(config) -> None:
+  missing = [k for k in REQUIRED_KEYS if k not in config]
+  if missing:
+    raise GanjaxError(f"the config has no {', '.join(missing)}; every experiment sets"
+                      f" {', '.join(REQUIRED_KEYS)}")
+  for key in ("num_train_steps", "log_every", "sample_every", "checkpoint_every",
+              "keep_checkpoints", "num_samples"):
+    if config[key] < 1:
+      raise GanjaxError(f"{key}={config[key]} must be at least 1")
+  data.parse_spec(config.dataset)
+
+
+def prepare_workdir(workdir: str) -> str:
+  workdir = os.path.abspath(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f".write_test_{os.getpid()}")
+    with open(probe, "w", encoding="utf-8"):
+      pass
+    os.remove(probe)
+  except OSError as e:
+    raise GanjaxError(f"workdir {workdir} is not writable ({e.strerror});"
+                      " choose another with --workdir") from e
+  return workdir
+
+
+def write_json(path: str, value) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+def count_params(tree) -> int:
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+
+
+def example_batch(config) -> dict[str, np.ndarray]:
+  shape = (2, config.image_size, config.image_size, config.channels)
+  return {"image": np.zeros(shape, np.float32), "label": np.zeros((2,), np.int32)}
+
+
+def mean_metrics(pending: list) -> dict[str, float]:
+  """Averages the per-step metrics of one log interval (this reads them from the devices)."""
+  host = jax.device_get(pending)
+  return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+
+
+def train_and_evaluate(config, workdir: str):
+  """Trains `config` in `workdir`, resuming from its newest checkpoint; returns the final state."""
+  validate_config(config)
+  algorithm = algorithms.get(config.algorithm)
+  algorithm.validate(config)
+  mesh = parallel.make_mesh()
+  per_device = parallel.per_device_batch_size(config.batch_size, mesh)
+  lead = jax.process_index() == 0
+  workdir = prepare_workdir(workdir)
+
+  # State: initialise, then replace with the newest checkpoint if there is one.
+  rng = jax.random.PRNGKey(config.seed)
+  state = jax.jit(functools.partial(algorithm.init, config))(rng, example_batch(config))
+  state = parallel.replicate(jax.device_get(state), mesh)
+  checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
+  start = checkpoints.latest_step() or 0
+  if start:
+    state = checkpoints.restore(start, like=state)
+    logs.info(f"resuming from the checkpoint at step {start} in {checkpoints.directory}", lead)
+  else:
+    logs.info(f"starting a new run in {workdir}", lead)
+
+  if lead:
+    write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
+    write_json(os.path.join(workdir, "summary.json"), {
+        "algorithm": config.algorithm,
+        "dataset": config.dataset,
+        "params": {name: count_params(p) for name, p in state.params.items()},
+        "devices": mesh.size,
+        "processes": jax.process_count(),
+        "platform": jax.devices()[0].platform,
+        "global_batch_size": config.batch_size,
+        "per_device_batch_size": per_device,
+        "per_process_batch_size": config.batch_size // jax.process_count(),
+        "jax_version": jax.__version__,
+    })
+  total = config.num_train_steps
+  if start >= total:
+    logs.info(f"already trained to step {start} (num_train_steps={total}); nothing to do", lead)
+    checkpoints.close()
+    return state
+
+  batches = data.make_batches(config, start_step=start, process_index=jax.process_index(),
+                              process_count=jax.process_count())
+  train_step = parallel.data_parallel(functools.partial(algorithm.train_step, config), mesh)
+  sample = jax.jit(functools.partial(algorithm.sample, config))
+  fixed_z = parallel.replicate(
+      np.asarray(algorithm.latent(config, jax.random.PRNGKey(config.seed + 1), config.num_samples)),
+      mesh)
+  writer = logs.MetricWriter(workdir, lead)
+  progress = logs.Progress(total, start, lead)
+  logs.info(f"training {config.algorithm} on {config.dataset} for {total} steps, batch"
+            f" {config.batch_size} over {mesh.size} {jax.devices()[0].platform} device(s)", lead)
+
+  pending = []
+  t0 = time.perf_counter()
+  for step in range(start + 1, total + 1):  # `step` counts the steps completed after this one
+    state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh))
+    pending.append(metrics)
+    if step == start + 1:  # the first step compiles: time speed from its end
+      jax.block_until_ready(metrics)
+      progress.restart_clock(step)
+      logs.info(f"compiled and ran the first step in {time.perf_counter() - t0:.1f}s", lead)
+    if step % config.log_every == 0 or step == total:
+      values = mean_metrics(pending)
+      pending = []
+      values["steps_per_sec"] = progress.log(step, values)
+      writer.scalars(step, {k: v for k, v in values.items() if np.isfinite(v)})
+    progress.tick(step)
+    if step % config.sample_every == 0 or step == total:
+      images = np.asarray(jax.device_get(sample(state, fixed_z)))
+      writer.images(step, "samples", logs.image_grid(images))
+    if step % config.checkpoint_every == 0 or step == total:
+      checkpoints.save(step, state)
+  progress.close()
+  checkpoints.wait()
+  checkpoints.close()
+  writer.close()
+  logs.info(f"finished at step {total}; checkpoints, samples and metrics are in {workdir}", lead)
+  return state
