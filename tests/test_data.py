@@ -1,0 +1,100 @@
+"""Data: the bundled MNIST subset, step-indexed batches, host slices, and tfds."""
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from ganjax import data
+from ganjax.errors import GanjaxError
+
+
+def config(**overrides):
+  c = ml_collections.ConfigDict(dict(
+      dataset="bundled:mnist", image_size=32, channels=1, batch_size=32, seed=0,
+      tfds_data_dir="", shuffle_buffer=100))
+  c.update(overrides)
+  return c
+
+
+def test_bundled_mnist_is_500_real_digits_per_class():
+  images, labels = data.load_bundled("mnist", 32, 1)
+  assert images.shape == (5000, 32, 32, 1) and images.dtype == np.uint8
+  assert np.bincount(labels).tolist() == [500] * 10
+  # Padded with background: the 2-pixel border is empty, the digit strokes are bright.
+  assert images[:, :2].max() == 0 and images[:, :, -2:].max() == 0
+  assert images.max() == 255 and 0.05 < (images > 127).mean() < 0.3
+  # Real MNIST digits: ones are thin, zeros are wide.
+  ink = (images > 127).mean(axis=(1, 2, 3))
+  assert ink[labels == 1].mean() < ink[labels == 0].mean()
+
+
+def test_bundled_resize_and_channels():
+  images, _ = data.load_bundled("mnist", 64, 3)
+  assert images.shape == (5000, 64, 64, 3)
+  np.testing.assert_array_equal(images[..., 0], images[..., 2])
+
+
+def test_batches_are_in_range_and_a_pure_function_of_seed_and_step():
+  first = data.make_batches(config())
+  batches = [next(first) for _ in range(5)]
+  assert batches[0]["image"].shape == (32, 32, 32, 1) and batches[0]["image"].dtype == np.float32
+  assert batches[0]["label"].dtype == np.int32
+  assert batches[0]["image"].min() == -1.0 and batches[0]["image"].max() == 1.0
+  resumed = next(data.make_batches(config(), start_step=3))
+  np.testing.assert_array_equal(resumed["image"], batches[3]["image"])
+  other_seed = next(data.make_batches(config(seed=1)))
+  assert not np.array_equal(other_seed["label"], batches[0]["label"])
+
+
+def test_an_epoch_visits_every_example_once():
+  images, labels = data.load_bundled("mnist", 32, 1)
+  source = data.ArraySource(images, labels, global_batch_size=100, seed=3)
+  seen = np.concatenate([source.indices(t) for t in range(50)])
+  assert sorted(seen.tolist()) == list(range(5000))
+  assert not np.array_equal(source.indices(50), source.indices(0))  # a new order next epoch
+
+
+def test_hosts_read_disjoint_slices_of_the_same_global_batch():
+  whole = next(data.make_batches(config(), start_step=7))
+  parts = [next(data.make_batches(config(), start_step=7, process_index=p, process_count=4))
+           for p in range(4)]
+  np.testing.assert_array_equal(np.concatenate([p["image"] for p in parts]), whole["image"])
+
+
+@pytest.mark.parametrize("spec", ["mnist", "bundled:cifar", "hub:x", "tfds:"])
+def test_bad_dataset_spec_is_one_clear_error(spec):
+  with pytest.raises(GanjaxError, match="dataset="):
+    data.parse_spec(spec)
+
+
+def test_tfds_source_under_mock_data():
+  with tfds.testing.mock_data(num_examples=40):
+    batches = data.make_batches(config(dataset="tfds:cifar10", channels=3, batch_size=8))
+    batch = next(batches)
+  assert batch["image"].shape == (8, 32, 32, 3) and batch["image"].dtype == np.float32
+  assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+  assert batch["label"].shape == (8,) and batch["label"].dtype == np.int32
+
+
+def test_tfds_celeba_is_cropped_and_resized_for_each_host():
+  with tfds.testing.mock_data(num_examples=40):
+    batch = next(data.make_batches(config(dataset="tfds:celeb_a", image_size=64, channels=3,
+                                          batch_size=8), process_index=1, process_count=2))
+  assert batch["image"].shape == (4, 64, 64, 3)
+
+
+def test_tfds_dataset_not_prepared_offline_says_how_to_fix_it(tmp_path, monkeypatch):
+  monkeypatch.setattr(data, "_network_reachable", lambda timeout=3.0: False)
+  with pytest.raises(GanjaxError) as error:
+    next(data.make_batches(config(dataset="tfds:cifar10", channels=3,
+                                  tfds_data_dir=str(tmp_path))))
+  message = str(error.value)
+  assert "tfds:cifar10 is not prepared" in message and "\n" not in message
+  assert "TFDS_DATA_DIR" in message and "bundled:mnist" in message
+
+
+def test_tfds_channel_mismatch_is_refused():
+  with tfds.testing.mock_data(num_examples=8):
+    with pytest.raises(GanjaxError, match="channels=1"):
+      data.make_batches(config(dataset="tfds:cifar10", channels=1))
