@@ -113,7 +113,8 @@ class Progress:
   def _line(self, step: int) -> str:
     eta = (self.total - step) / self.rate if self.rate > 0 else float("nan")
     shown = "  ".join(f"{k} {self.values[k]:.4f}" for k in self.SHOWN if k in self.values)
-    return (f"step {step}/{self.total}  {self.rate:.2f} steps/s  ETA {_duration(eta)}"
+    rate = f"{self.rate:.2f}" if math.isfinite(self.rate) else "?"
+    return (f"step {step}/{self.total}  {rate} steps/s  ETA {_duration(eta)}"
             + (f"  {shown}" if shown else ""))
 
   def log(self, step: int, values: dict[str, float]) -> float:
