@@ -19,7 +19,7 @@ import functools
 import importlib.resources
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -236,8 +236,15 @@ def tfds_dataset(name: str, *, split: str, image_size: int, channels: int,
 
 
 def make_batches(config, *, start_step: int = 0, process_index: int = 0,
-                 process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
-  """Host-local training batches from global step `start_step` on."""
+                 process_count: int = 1,
+                 per_step: Callable[[int], int] = lambda step: 1
+                 ) -> Iterator[dict[str, np.ndarray]]:
+  """Host-local training batches for steps `start_step`, `start_step + 1`, ...
+
+  The batch of step t stacks `per_step(t)` consecutive batches on a leading
+  axis (the critic updates of one generator iteration):
+  image [per_step(t), B, H, W, C], label [per_step(t), B].
+  """
   spec = parse_spec(config.dataset)
   if config.batch_size % process_count:
     raise GanjaxError(f"batch_size={config.batch_size} does not divide by the"
@@ -246,7 +253,8 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
     images, labels = load_bundled(spec.name, config.image_size, config.channels)
     source = ArraySource(images, labels, config.batch_size, config.seed,
                          process_index, process_count)
-    return source.iterate(start_step)
+    first = sum(per_step(t) for t in range(start_step))
+    return _group(source.iterate(first), start_step, per_step)
   # tf.data pipelines are not indexable by step: a resumed run reshuffles with
   # a seed drawn from (seed, start_step) rather than replaying the first batches.
   seed = int(np.random.default_rng([config.seed, start_step]).integers(2**31))
@@ -256,4 +264,12 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
                     data_dir=config.tfds_data_dir or None,
                     shuffle_buffer=config.shuffle_buffer,
                     process_index=process_index, process_count=process_count)
-  return ds.as_numpy_iterator()
+  return _group(ds.as_numpy_iterator(), start_step, per_step)
+
+
+def _group(batches: Iterator[dict], start_step: int, per_step) -> Iterator[dict]:
+  step = start_step
+  while True:
+    parts = [next(batches) for _ in range(per_step(step))]
+    yield {k: np.stack([p[k] for p in parts]) for k in parts[0]}
+    step += 1

@@ -1,7 +1,7 @@
-"""Pure GAN loss functions over discriminator logits.
+"""Pure GAN loss functions over discriminator (critic) outputs.
 
-Each function takes unnormalised logits (the discriminator applies no sigmoid)
-and returns a scalar mean over the batch. Written with softplus so that they
+Each function takes unnormalised outputs (the discriminator applies no
+sigmoid) and returns a scalar mean over the batch. Written with softplus so that they
 stay finite for large logits: -log(sigmoid(l)) = softplus(-l) and
 -log(1 - sigmoid(l)) = softplus(l).
 """
@@ -40,7 +40,59 @@ def generator_loss_non_saturating(fake_logits):
   return jnp.mean(jax.nn.softplus(-fake_logits))
 
 
-GENERATOR_LOSSES = {
-    "non_saturating": generator_loss_non_saturating,
-    "minimax": generator_loss_minimax,
+# ----------------------------------------------------------------------------
+# Other adversarial objectives. Each pair is (critic loss, generator loss),
+# both minimised; logits are the critic's raw outputs.
+
+
+def wasserstein_critic_loss(real_logits, fake_logits):
+  """E[D(G(z))] - E[D(x)]: the critic maximises the Wasserstein estimate E[D(x)] - E[D(G(z))]."""
+  return jnp.mean(fake_logits) - jnp.mean(real_logits)
+
+
+def wasserstein_generator_loss(fake_logits):
+  """-E[D(G(z))] (Arjovsky et al. 2017)."""
+  return -jnp.mean(fake_logits)
+
+
+def hinge_critic_loss(real_logits, fake_logits):
+  """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))] (Lim and Ye 2017; Miyato et al. 2018)."""
+  return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def least_squares_critic_loss(real_logits, fake_logits, real_label: float = 1.0):
+  """LSGAN (Mao et al. 2017), a=0, b=c=1: 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2]."""
+  return 0.5 * jnp.mean((real_logits - real_label) ** 2) + 0.5 * jnp.mean(fake_logits ** 2)
+
+
+def least_squares_generator_loss(fake_logits):
+  """1/2 E[(D(G(z)) - c)^2] with c = 1."""
+  return 0.5 * jnp.mean((fake_logits - 1.0) ** 2)
+
+
+def gradient_penalty(critic, real, fake, key, weight: float = 10.0):
+  """WGAN-GP (Gulrajani et al. 2017): weight * E[(||grad D(x_hat)||_2 - 1)^2].
+
+  x_hat = u x + (1 - u) G(z) with one u ~ U[0, 1] per example (not per pixel).
+  `critic` maps a batch to one output per example and must treat examples
+  independently (no BatchNorm), so that the gradient of the sum of its outputs
+  is each example's own gradient. Returns (penalty, per-example gradient norms).
+  """
+  u = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
+  x_hat = u * real + (1.0 - u) * fake
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
+  norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1))
+  return weight * jnp.mean((norms - 1.0) ** 2), norms
+
+
+# name -> (critic loss(real_logits, fake_logits, real_label), generator loss(fake_logits))
+OBJECTIVES = {
+    "non_saturating": (discriminator_loss, generator_loss_non_saturating),
+    "minimax": (discriminator_loss, generator_loss_minimax),
+    "wasserstein": (lambda r, f, real_label=1.0: wasserstein_critic_loss(r, f),
+                    wasserstein_generator_loss),
+    "hinge": (lambda r, f, real_label=1.0: hinge_critic_loss(r, f), wasserstein_generator_loss),
+    "least_squares": (least_squares_critic_loss, least_squares_generator_loss),
 }
+# Objectives whose real target can be smoothed (one-sided label smoothing).
+SMOOTHABLE = ("non_saturating", "minimax", "least_squares")

@@ -29,7 +29,7 @@ def validate_config(config) -> None:
     raise GanjaxError(f"the config has no {', '.join(missing)}; every experiment sets"
                       f" {', '.join(REQUIRED_KEYS)}")
   for key in ("num_train_steps", "log_every", "sample_every", "checkpoint_every",
-              "keep_checkpoints", "num_samples"):
+              "keep_checkpoints", "num_samples", "batch_size"):
     if config[key] < 1:
       raise GanjaxError(f"{key}={config[key]} must be at least 1")
   data.parse_spec(config.dataset)
@@ -115,8 +115,11 @@ def train_and_evaluate(config, workdir: str):
     return state
 
   batches = data.make_batches(config, start_step=start, process_index=jax.process_index(),
-                              process_count=jax.process_count())
-  train_step = parallel.data_parallel(functools.partial(algorithm.train_step, config), mesh)
+                              process_count=jax.process_count(),
+                              per_step=functools.partial(algorithm.critic_iterations, config))
+  # Batches carry a leading axis of critic updates: [n_critic, batch, ...].
+  train_step = parallel.data_parallel(functools.partial(algorithm.train_step, config), mesh,
+                                      batch_axis=1)
   sample = jax.jit(functools.partial(algorithm.sample, config))
   fixed_z = parallel.replicate(
       np.asarray(algorithm.latent(config, jax.random.PRNGKey(config.seed + 1), config.num_samples)),
@@ -129,7 +132,7 @@ def train_and_evaluate(config, workdir: str):
   pending = []
   t0 = time.perf_counter()
   for step in range(start + 1, total + 1):  # `step` counts the steps completed after this one
-    state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh))
+    state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh, batch_axis=1))
     pending.append(metrics)
     if step == start + 1:  # the first step compiles: time speed from its end
       jax.block_until_ready(metrics)

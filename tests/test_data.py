@@ -38,8 +38,8 @@ def test_bundled_resize_and_channels():
 def test_batches_are_in_range_and_a_pure_function_of_seed_and_step():
   first = data.make_batches(config())
   batches = [next(first) for _ in range(5)]
-  assert batches[0]["image"].shape == (32, 32, 32, 1) and batches[0]["image"].dtype == np.float32
-  assert batches[0]["label"].dtype == np.int32
+  assert batches[0]["image"].shape == (1, 32, 32, 32, 1)  # [critic updates, batch, H, W, C]
+  assert batches[0]["image"].dtype == np.float32 and batches[0]["label"].dtype == np.int32
   assert batches[0]["image"].min() == -1.0 and batches[0]["image"].max() == 1.0
   resumed = next(data.make_batches(config(), start_step=3))
   np.testing.assert_array_equal(resumed["image"], batches[3]["image"])
@@ -59,7 +59,23 @@ def test_hosts_read_disjoint_slices_of_the_same_global_batch():
   whole = next(data.make_batches(config(), start_step=7))
   parts = [next(data.make_batches(config(), start_step=7, process_index=p, process_count=4))
            for p in range(4)]
-  np.testing.assert_array_equal(np.concatenate([p["image"] for p in parts]), whole["image"])
+  np.testing.assert_array_equal(np.concatenate([p["image"] for p in parts], axis=1),
+                                whole["image"])
+
+
+def test_steps_with_several_critic_updates_take_consecutive_batches():
+  def per_step(t):
+    return 3 if t % 2 else 1  # steps 1, 3, ... take 3 batches, the others 1
+
+  plain = data.make_batches(config())
+  singles = [next(plain)["image"][0] for _ in range(9)]
+  grouped = data.make_batches(config(), per_step=per_step)
+  shapes = [next(grouped)["image"] for _ in range(4)]
+  assert [s.shape[0] for s in shapes] == [1, 3, 1, 3]
+  np.testing.assert_array_equal(np.concatenate(shapes), np.stack(singles[:8]))
+  # Resuming at step 3 starts at batch 1 + 3 + 1 = 5.
+  resumed = next(data.make_batches(config(), start_step=3, per_step=per_step))["image"]
+  np.testing.assert_array_equal(resumed, np.stack(singles[5:8]))
 
 
 @pytest.mark.parametrize("spec", ["mnist", "bundled:cifar", "hub:x", "tfds:"])
@@ -72,16 +88,16 @@ def test_tfds_source_under_mock_data():
   with tfds.testing.mock_data(num_examples=40):
     batches = data.make_batches(config(dataset="tfds:cifar10", channels=3, batch_size=8))
     batch = next(batches)
-  assert batch["image"].shape == (8, 32, 32, 3) and batch["image"].dtype == np.float32
+  assert batch["image"].shape == (1, 8, 32, 32, 3) and batch["image"].dtype == np.float32
   assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
-  assert batch["label"].shape == (8,) and batch["label"].dtype == np.int32
+  assert batch["label"].shape == (1, 8) and batch["label"].dtype == np.int32
 
 
 def test_tfds_celeba_is_cropped_and_resized_for_each_host():
   with tfds.testing.mock_data(num_examples=40):
     batch = next(data.make_batches(config(dataset="tfds:celeb_a", image_size=64, channels=3,
                                           batch_size=8), process_index=1, process_count=2))
-  assert batch["image"].shape == (4, 64, 64, 3)
+  assert batch["image"].shape == (1, 4, 64, 64, 3)
 
 
 def test_tfds_dataset_not_prepared_offline_says_how_to_fix_it(tmp_path, monkeypatch):

@@ -84,3 +84,28 @@ def test_phase_conv_transpose_matches_flax(in_size, strides, padding, kernel):
   got_grads = jax.grad(loss(ours), argnums=(0, 1))(variables, x)
   for a, b in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("in_size,kernel,strides,padding", [
+    (32, 4, (2, 2), ((1, 1), (1, 1))),   # DCGAN discriminator
+    (4, 4, (1, 1), "VALID"),            # its last layer
+    (9, 3, (1, 1), "SAME"),
+    (10, 3, (2, 1), ((0, 2), (1, -1))),  # uneven strides, negative padding crops
+])
+def test_im2col_conv_matches_flax(in_size, kernel, strides, padding):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, in_size, in_size, 3))
+  ref = nn.Conv(5, (kernel, kernel), strides=strides, padding=padding)
+  ours = layers.Conv(5, (kernel, kernel), strides=strides, padding=padding)
+  variables = ref.init(jax.random.PRNGKey(1), x)
+  variables = jax.tree.map(
+      lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(2), a.shape), variables)
+  assert jax.default_backend() == "cpu"  # the im2col path is the one under test
+  np.testing.assert_allclose(ours.apply(variables, x), ref.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
+
+  def loss(module):
+    return lambda v, x: jnp.sum(jnp.cos(module.apply(v, x)))
+
+  for a, b in zip(jax.tree.leaves(jax.grad(loss(ours), argnums=(0, 1))(variables, x)),
+                  jax.tree.leaves(jax.grad(loss(ref), argnums=(0, 1))(variables, x))):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -15,12 +15,12 @@ import pytest
 
 def run_steps(config, devices, batches):
   mesh = parallel.make_mesh(devices)
-  state = gan.init(config, jax.random.PRNGKey(config.seed), batches[0])
+  state = gan.init(config, jax.random.PRNGKey(config.seed), {"image": batches[0]["image"][0]})
   state = parallel.replicate(jax.device_get(state), mesh)
-  step = parallel.data_parallel(functools.partial(gan.train_step, config), mesh)
+  step = parallel.data_parallel(functools.partial(gan.train_step, config), mesh, batch_axis=1)
   history = []
   for batch in batches:
-    state, metrics = step(state, parallel.shard_batch(batch, mesh))
+    state, metrics = step(state, parallel.shard_batch(batch, mesh, batch_axis=1))
     history.append(jax.device_get(metrics))
   return jax.device_get(state), history
 

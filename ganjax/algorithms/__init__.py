@@ -1,10 +1,15 @@
-"""Algorithm families; each module exposes validate, init, train_step, sample, latent."""
+"""Algorithm families; each module exposes validate, init, train_step, sample, latent
+and critic_iterations."""
 
 import importlib
 
 from ganjax.errors import GanjaxError
 
-ALGORITHMS = {"gan": "ganjax.algorithms.gan"}
+ALGORITHMS = {
+    "gan": "ganjax.algorithms.gan",
+    "wgan": "ganjax.algorithms.wgan",
+    "wgan_gp": "ganjax.algorithms.wgan",
+}
 
 
 def get(name: str):

@@ -1,19 +1,27 @@
 """GAN (Goodfellow et al. 2014) with the DCGAN networks (Radford et al. 2016).
 
+Also the shared machinery of every GAN-family algorithm with one generator and
+one critic: the objective, the number of critic updates per generator update,
+weight clipping and the gradient penalty are config options (see
+ganjax/configs.py); wgan.py sets them as its papers do.
+
 Pure functions over one state pytree:
 
   init(config, rng, example_batch) -> GANState
   train_step(config, state, batch) -> (state, metrics)   # per device; see parallel.py
+  critic_iterations(config, step) -> int                  # critic updates in step `step`
   sample(config, state, z) -> images
   latent(config, key, n) -> z
 
-One train step is one iteration of the reference DCGAN loop: the generator
-makes a batch of fakes; the discriminator takes one Adam step on the real batch
-and on the fakes, each in its own BatchNorm pass (separate real and fake
-batch statistics); then the generator takes one Adam step against the updated
-discriminator. The generator's forward pass is computed once and reused for
-its own update through `jax.vjp`, as in the reference, where both updates
-share the graph of `fake = G(z)`.
+`batch["image"]` has a leading critic axis: [n_critic, per-device batch, H, W, C].
+With one critic update per step (GAN) a step is one iteration of the
+reference DCGAN loop: the generator makes a batch of fakes; the
+discriminator takes one step on the real batch and on those fakes; then the
+generator takes one step against the updated discriminator, reusing its
+forward pass through `jax.vjp`, as the reference reuses `fake = G(z)`. With
+n_critic > 1 the critic updates run in a `lax.scan`, each on fresh real data
+and fresh fakes, and the generator update draws fresh noise, as in the WGAN
+reference code.
 """
 
 import functools
@@ -34,27 +42,56 @@ NETWORKS = ("generator", "discriminator")
 
 @flax.struct.dataclass
 class GANState:
-  step: jax.Array            # int32 [], completed train steps
+  step: jax.Array            # int32 [], completed generator iterations
   rng: jax.Array             # uint32 [2], the run's key; step keys are fold_in(rng, step)
   params: dict               # {"generator": ..., "discriminator": ...}
-  batch_stats: dict          # BatchNorm running statistics, same keys
+  batch_stats: dict          # BatchNorm running statistics, same keys ({} where none)
   opt_state: dict            # optax states, same keys
+
+
+def _choice(config, key: str, allowed) -> None:
+  if config[key] not in allowed:
+    raise GanjaxError(f"{key}={config[key]!r} is not one of {', '.join(map(str, allowed))};"
+                      f" set --config.{key}")
 
 
 def validate(config) -> None:
   """Raises GanjaxError for a config this algorithm cannot train."""
-  if config.loss not in losses.GENERATOR_LOSSES:
-    raise GanjaxError(f"loss={config.loss!r} is not a GAN generator loss; use one of"
-                      f" {', '.join(losses.GENERATOR_LOSSES)}")
+  _choice(config, "loss", tuple(losses.OBJECTIVES))
+  _choice(config, "noise", ("normal", "uniform"))
+  _choice(config, "d_norm", ("batch", "layer", "none"))
+  _choice(config, "optimizer", ("adam", "rmsprop"))
   if not 0.0 < config.real_label <= 1.0:
     raise GanjaxError(f"real_label={config.real_label} must be in (0, 1]; 0.9 is the usual"
                       " one-sided label smoothing, 1.0 none")
-  if config.noise not in ("normal", "uniform"):
-    raise GanjaxError(f"noise={config.noise!r} must be 'normal' or 'uniform'")
+  if config.real_label < 1.0 and config.loss not in losses.SMOOTHABLE:
+    raise GanjaxError(f"real_label={config.real_label}: label smoothing needs a loss with a"
+                      f" real target ({', '.join(losses.SMOOTHABLE)}), not loss={config.loss!r}")
+  if config.n_critic < 1:
+    raise GanjaxError(f"n_critic={config.n_critic} must be at least 1 (critic updates per"
+                      " generator update)")
+  if config.gp_weight < 0 or config.weight_clip < 0:
+    raise GanjaxError("gp_weight and weight_clip must be >= 0 (0 turns them off)")
+  if config.gp_weight > 0 and config.d_norm == "batch":
+    raise GanjaxError(
+        f"d_norm='batch' with gp_weight={config.gp_weight}: the gradient penalty needs each"
+        " example's own critic gradient, which BatchNorm mixes across the batch; set"
+        " --config.d_norm=layer (or none)")
   try:
     dcgan.num_stages(config.image_size)
   except ValueError as e:
     raise GanjaxError(str(e) + "; set --config.image_size") from e
+
+
+def critic_iterations(config, step: int) -> int:
+  """Critic updates in generator iteration `step` (0-based).
+
+  With `critic_warmup`, the WGAN reference schedule: 100 for the first 25
+  generator iterations and for every 500th, else `n_critic`.
+  """
+  if config.critic_warmup and (step < 25 or step % 500 == 0):
+    return 100
+  return config.n_critic
 
 
 def models(config, axis_name: str | None = AXIS):
@@ -62,13 +99,16 @@ def models(config, axis_name: str | None = AXIS):
                               width=config.g_width, axis_name=axis_name)
   discriminator = dcgan.Discriminator(image_size=config.image_size, width=config.d_width,
                                       negative_slope=config.leaky_relu_slope,
-                                      axis_name=axis_name)
+                                      norm=config.d_norm, axis_name=axis_name)
   return generator, discriminator
 
 
 def optimizers(config):
-  adam = functools.partial(optax.adam, b1=config.beta1, b2=config.beta2)
-  return {"generator": adam(config.g_lr), "discriminator": adam(config.d_lr)}
+  def make(lr):
+    if config.optimizer == "rmsprop":  # as torch.optim.RMSprop, which the WGAN reference uses
+      return optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)
+    return optax.adam(lr, b1=config.beta1, b2=config.beta2)
+  return {"generator": make(config.g_lr), "discriminator": make(config.d_lr)}
 
 
 def latent(config, key, n: int):
@@ -80,11 +120,10 @@ def latent(config, key, n: int):
 
 
 def init(config, rng, example_batch) -> GANState:
-  """A fresh state; `example_batch` gives the image shape. Runs on the host's default device."""
+  """A fresh state; `example_batch["image"]` ([B, H, W, C]) gives the image shape."""
   generator, discriminator = models(config, axis_name=None)
   g_key, d_key = jax.random.split(jax.random.fold_in(rng, 0x1417))
-  z = latent(config, g_key, 2)
-  g_vars = generator.init(g_key, z, train=False)
+  g_vars = generator.init(g_key, latent(config, g_key, 2), train=False)
   d_vars = discriminator.init(d_key, jnp.asarray(example_batch["image"][:2]), train=False)
   params = {"generator": g_vars["params"], "discriminator": d_vars["params"]}
   txs = optimizers(config)
@@ -92,7 +131,8 @@ def init(config, rng, example_batch) -> GANState:
       step=jnp.zeros((), jnp.int32),
       rng=rng,
       params=params,
-      batch_stats={"generator": g_vars["batch_stats"], "discriminator": d_vars["batch_stats"]},
+      batch_stats={"generator": g_vars.get("batch_stats", {}),
+                   "discriminator": d_vars.get("batch_stats", {})},
       opt_state={k: txs[k].init(params[k]) for k in NETWORKS})
 
 
@@ -102,52 +142,108 @@ def device_latent(config, key, local_batch: int):
   The global batch of noise is drawn from `key` on every device and each
   device takes its own rows, so a step sees the same noise on 1 device or 8.
   """
-  n_devices = lax.axis_size(AXIS)
-  z = latent(config, key, local_batch * n_devices)
+  z = latent(config, key, local_batch * lax.axis_size(AXIS))
   return lax.dynamic_slice_in_dim(z, lax.axis_index(AXIS) * local_batch, local_batch)
 
 
+def _apply(module, params, stats, x, train=True):
+  """module(x) in training mode -> (output, updated BatchNorm statistics)."""
+  if not stats:
+    return module.apply({"params": params}, x, train=train), stats
+  out, updates = module.apply({"params": params, "batch_stats": stats}, x, train=train,
+                              mutable=["batch_stats"])
+  return out, updates["batch_stats"]
+
+
+def critic_update(config, critic, tx, params, stats, opt_state, real, fake, key):
+  """One optimizer step of the critic on a real and a fake batch (this device's slices).
+
+  Returns (params, stats, opt_state, metrics). Gradients and metrics are
+  averaged over the devices; weights are clipped after the update when
+  `weight_clip` > 0.
+  """
+  critic_loss_fn = losses.OBJECTIVES[config.loss][0]
+  fake = lax.stop_gradient(fake)
+
+  def loss_fn(p):
+    if config.separate_batches:
+      real_out, new_stats = _apply(critic, p, stats, real)
+      fake_out, new_stats = _apply(critic, p, new_stats, fake)
+    else:
+      both, new_stats = _apply(critic, p, stats, jnp.concatenate([real, fake]))
+      real_out, fake_out = jnp.split(both, 2)
+    loss = critic_loss_fn(real_out, fake_out, config.real_label)
+    penalty = jnp.zeros(())
+    if config.gp_weight > 0:
+      penalty, _ = losses.gradient_penalty(
+          lambda x: _apply(critic, p, {}, x)[0], real, fake, key, config.gp_weight)
+    return loss + penalty, (new_stats, real_out, fake_out, loss, penalty)
+
+  (_, (stats, real_out, fake_out, loss, penalty)), grads = (
+      jax.value_and_grad(loss_fn, has_aux=True)(params))
+  grads = lax.pmean(grads, AXIS)
+  updates, opt_state = tx.update(grads, opt_state, params)
+  params = optax.apply_updates(params, updates)
+  metrics = {"d_loss": loss, "d_grad_norm": optax.global_norm(grads)}
+  if config.loss in ("wasserstein", "hinge"):  # the critic's estimate E[D(x)] - E[D(G(z))]
+    metrics["wasserstein"] = jnp.mean(real_out) - jnp.mean(fake_out)
+  if config.loss in ("non_saturating", "minimax"):
+    metrics["d_real"] = jnp.mean(jax.nn.sigmoid(real_out))
+    metrics["d_fake"] = jnp.mean(jax.nn.sigmoid(fake_out))
+  if config.gp_weight > 0:
+    metrics["gradient_penalty"] = penalty
+  if config.weight_clip > 0:
+    c = config.weight_clip
+    leaves = jax.tree.leaves(params)
+    clipped = sum(jnp.sum(jnp.abs(w) > c) for w in leaves)
+    metrics["clipped_fraction"] = clipped / sum(w.size for w in leaves)
+    params = jax.tree.map(lambda w: jnp.clip(w, -c, c), params)
+  return params, stats, opt_state, lax.pmean(metrics, AXIS)
+
+
 def train_step(config, state: GANState, batch):
-  """One D update then one G update, on this device's slice of the batch."""
-  generator, discriminator = models(config)
+  """`n` critic updates (n = batch["image"].shape[0]) then one generator update."""
+  generator, critic = models(config)
   txs = optimizers(config)
-  g_loss_fn = losses.GENERATOR_LOSSES[config.loss]
-  real = batch["image"]
+  g_loss_fn = losses.OBJECTIVES[config.loss][1]
+  reals = batch["image"]
+  n_critic, local_batch = reals.shape[:2]
   key = jax.random.fold_in(state.rng, state.step)
-  z = device_latent(config, key, real.shape[0])
-  g_params, d_params = state.params["generator"], state.params["discriminator"]
+  g_key, critic_key = jax.random.split(key)
+  g_params = state.params["generator"]
+  g_stats0 = state.batch_stats["generator"]
 
-  def generate(params):
-    fake, updates = generator.apply(
-        {"params": params, "batch_stats": state.batch_stats["generator"]}, z,
-        train=True, mutable=["batch_stats"])
-    return fake, updates["batch_stats"]
+  def generate(params, z):
+    return _apply(generator, params, g_stats0, z)
 
-  fake, generator_vjp, g_stats = jax.vjp(generate, g_params, has_aux=True)
+  # The generator's pass for its own update; with one critic update it also
+  # makes that update's fakes (the reference DCGAN loop).
+  fake, generator_vjp, g_stats = jax.vjp(
+      lambda p: generate(p, device_latent(config, g_key, local_batch)), g_params, has_aux=True)
 
-  def run_d(params, stats, images):
-    logits, updates = discriminator.apply({"params": params, "batch_stats": stats},
-                                          images, train=True, mutable=["batch_stats"])
-    return logits, updates["batch_stats"]
+  def one_critic_update(carry, xs):
+    real, i = xs
+    d_params, d_stats, d_opt = carry
+    k_fake, k_gp = jax.random.split(jax.random.fold_in(critic_key, i))
+    fakes = fake if n_critic == 1 else generate(
+        g_params, device_latent(config, k_fake, local_batch))[0]
+    d_params, d_stats, d_opt, metrics = critic_update(
+        config, critic, txs["discriminator"], d_params, d_stats, d_opt, real, fakes, k_gp)
+    return (d_params, d_stats, d_opt), metrics
 
-  def d_loss_fn(params):
-    real_logits, stats = run_d(params, state.batch_stats["discriminator"], real)
-    fake_logits, stats = run_d(params, stats, lax.stop_gradient(fake))
-    loss = losses.discriminator_loss(real_logits, fake_logits, config.real_label)
-    return loss, (stats, real_logits, fake_logits)
+  carry = (state.params["discriminator"], state.batch_stats["discriminator"],
+           state.opt_state["discriminator"])
+  if n_critic == 1:
+    carry, d_metrics = one_critic_update(carry, (reals[0], 0))
+  else:
+    carry, d_metrics = lax.scan(one_critic_update, carry, (reals, jnp.arange(n_critic)))
+    d_metrics = jax.tree.map(jnp.mean, d_metrics)  # averaged over the critic updates
+  d_params, d_stats, d_opt = carry
 
-  (d_loss, (d_stats, real_logits, fake_logits)), d_grads = (
-      jax.value_and_grad(d_loss_fn, has_aux=True)(d_params))
-  d_grads = lax.pmean(d_grads, AXIS)
-  d_updates, d_opt = txs["discriminator"].update(
-      d_grads, state.opt_state["discriminator"], d_params)
-  d_params = optax.apply_updates(d_params, d_updates)
-
-  # The generator is scored by the updated discriminator, in training mode;
-  # that pass's BatchNorm statistics are not kept.
+  # The generator is scored by the updated critic, in training mode; that
+  # pass's BatchNorm statistics are not kept.
   def g_loss_of_fake(images):
-    logits, _ = run_d(d_params, d_stats, images)
-    return g_loss_fn(logits)
+    return g_loss_fn(_apply(critic, d_params, d_stats, images)[0])
 
   g_loss, fake_cotangent = jax.value_and_grad(g_loss_of_fake)(fake)
   (g_grads,) = generator_vjp(fake_cotangent)
@@ -155,20 +251,14 @@ def train_step(config, state: GANState, batch):
   g_updates, g_opt = txs["generator"].update(g_grads, state.opt_state["generator"], g_params)
   g_params = optax.apply_updates(g_params, g_updates)
 
-  metrics = {
-      "d_loss": d_loss,
-      "g_loss": g_loss,
-      "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-      "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
-      "d_grad_norm": optax.global_norm(d_grads),
-      "g_grad_norm": optax.global_norm(g_grads),
-  }
+  metrics = {**d_metrics, "g_loss": lax.pmean(g_loss, AXIS),
+             "g_grad_norm": optax.global_norm(g_grads)}
   new_state = state.replace(
       step=state.step + 1,
       params={"generator": g_params, "discriminator": d_params},
       batch_stats={"generator": g_stats, "discriminator": d_stats},
       opt_state={"generator": g_opt, "discriminator": d_opt})
-  return new_state, lax.pmean(metrics, AXIS)
+  return new_state, metrics
 
 
 def sample(config, state: GANState, z):

@@ -10,8 +10,9 @@ convolution, then each stride-2 4x4 transposed convolution doubles the
 resolution and halves the channels (padding 2 on the dilated input, which is
 PyTorch's padding=1); BatchNorm and ReLU follow every layer but
 the last, which ends in tanh. Discriminator: the mirror image, strided 4x4
-convolutions with LeakyReLU(0.2), BatchNorm on all but the first layer, and a
-final 4x4 valid convolution to one logit. No convolution has a bias. All
+convolutions with LeakyReLU(0.2), BatchNorm on all but the first layer (or
+LayerNorm, or none, for critics that need per-example outputs), and a final
+4x4 valid convolution to one logit. No convolution has a bias. All
 weights are drawn from N(0, 0.02); BatchNorm scales from N(1, 0.02).
 """
 
@@ -78,6 +79,7 @@ class Discriminator(nn.Module):
   image_size: int = 64
   width: int = 64
   negative_slope: float = 0.2
+  norm: str = "batch"  # "batch", "layer" (per example, over H, W, C) or "none"
   axis_name: str | None = None
 
   @nn.compact
@@ -88,11 +90,13 @@ class Discriminator(nn.Module):
     stages = num_stages(self.image_size)
     features = self.width
     for i in range(stages):
-      x = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+      x = layers.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
                   use_bias=False, kernel_init=DCGAN_INIT)(x)
-      if i > 0:
+      if i > 0 and self.norm == "batch":
         x = _batch_norm(train, self.axis_name)(x)
+      elif i > 0 and self.norm == "layer":
+        x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
       x = nn.leaky_relu(x, self.negative_slope)
       features *= 2
-    x = nn.Conv(1, (4, 4), padding="VALID", use_bias=False, kernel_init=DCGAN_INIT)(x)
+    x = layers.Conv(1, (4, 4), padding="VALID", use_bias=False, kernel_init=DCGAN_INIT)(x)
     return x.reshape(x.shape[0])
