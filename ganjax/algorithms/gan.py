@@ -34,7 +34,7 @@ from jax import lax
 
 from ganjax import losses
 from ganjax.errors import GanjaxError
-from ganjax.models import dcgan
+from ganjax.models import dcgan, layers
 from ganjax.parallel import AXIS
 
 NETWORKS = ("generator", "discriminator")
@@ -236,7 +236,8 @@ def train_step(config, state: GANState, batch):
   if n_critic == 1:
     carry, d_metrics = one_critic_update(carry, (reals[0], 0))
   else:
-    carry, d_metrics = lax.scan(one_critic_update, carry, (reals, jnp.arange(n_critic)))
+    with layers.loop_body():  # convolutions that XLA:CPU runs fast inside a loop
+      carry, d_metrics = lax.scan(one_critic_update, carry, (reals, jnp.arange(n_critic)))
     d_metrics = jax.tree.map(jnp.mean, d_metrics)  # averaged over the critic updates
   d_params, d_stats, d_opt = carry
 

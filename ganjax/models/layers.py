@@ -1,11 +1,12 @@
 """Layers shared by the models: convolutions that XLA compiles well on every backend.
 
-`Conv` is a drop-in for `flax.linen.Conv` (NHWC). On the CPU it computes the
-convolution as patches times a matrix (im2col and one `dot_general`): XLA:CPU
-runs a native convolution inside a loop body (the `lax.scan` of the critic
-updates) about 25x more slowly than outside one (jax-ml/jax#12868), while its
-matrix products are fast in both places. On GPU and TPU it is the native
-convolution.
+`Conv` is a drop-in for `flax.linen.Conv` (NHWC). Traced inside
+`loop_body()` on the CPU, it computes the convolution as patches times a
+matrix (im2col and one `dot_general`): XLA:CPU runs a native convolution
+inside a loop body (the `lax.scan` of the critic updates) about 25x more
+slowly than outside one (jax-ml/jax#12868), while its matrix products are
+fast in both places. Elsewhere it is the native convolution, which is faster
+outside loops.
 
 `ConvTranspose` is a drop-in for `flax.linen.ConvTranspose` (same parameter
 names, shapes and initialisers; same outputs and gradients) that computes a
@@ -23,6 +24,8 @@ k_r = (lo - r) mod s, and they read x[m + (r + k_r - lo) / s + t]: an ordinary
 stride-1 convolution of x with the sub-kernel K[k_r::s].
 """
 
+import contextlib
+import contextvars
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -33,14 +36,27 @@ from jax import lax
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
+_IN_LOOP = contextvars.ContextVar("ganjax_in_loop_body", default=False)
+
+
+@contextlib.contextmanager
+def loop_body():
+  """Convolutions traced in this context are the body of a loop (lax.scan, while_loop)."""
+  token = _IN_LOOP.set(True)
+  try:
+    yield
+  finally:
+    _IN_LOOP.reset(token)
+
+
 def _im2col_here() -> bool:
-  return jax.default_backend() == "cpu"
+  return _IN_LOOP.get() and jax.default_backend() == "cpu"
 
 
 def conv2d(x, kernel, strides: Sequence[int] = (1, 1), padding=((0, 0), (0, 0))):
   """An ordinary convolution (NHWC, HWIO, explicit (lo, hi) padding or 'VALID'/'SAME').
 
-  On the CPU, as im2col: the kh*kw shifted, strided views of the padded input
+  In a CPU loop body, as im2col: the kh*kw shifted, strided views of the padded input
   stacked into patches, contracted with the kernel in one `dot_general`.
   """
   kh, kw, cin, cout = kernel.shape
