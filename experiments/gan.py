@@ -34,19 +34,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = configs.adversarial()
   c.algorithm = "gan"
   c.loss = "non_saturating"
-  c.g_width = c.d_width = 32  # half the paper's width and batch: minutes on a CPU
-  c.batch_size = 64
+  configs.cpu_sized(c)
   c.num_train_steps = 3000
 
   if arg in PRESETS:  # the paper's width and batch, a longer schedule
-    c.dataset, c.image_size = {"cifar10": ("tfds:cifar10", 32),
-                               "celeba64": ("tfds:celeb_a", 64)}[arg]
-    c.channels = 3
-    c.g_width = c.d_width = 64
+    dataset, size = {"cifar10": ("tfds:cifar10", 32), "celeba64": ("tfds:celeb_a", 64)}[arg]
+    configs.tfds_preset(c, dataset, size, num_train_steps=50_000)
     c.batch_size = 128
-    c.num_train_steps = 50_000
-    c.sample_every = 1000
-    c.checkpoint_every = 5000
   elif arg:
     raise ValueError(f"experiments/gan.py has no preset {arg!r}; presets: {', '.join(PRESETS)}")
   return c

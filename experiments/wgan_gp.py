@@ -33,19 +33,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.g_lr = c.d_lr = 1e-4
   c.beta1, c.beta2 = 0.0, 0.9
   c.n_critic = 5
-  c.g_width = c.d_width = 32
-  c.batch_size = 64
+  configs.cpu_sized(c)
   c.num_train_steps = 2000
   c.log_every = 25
   c.sample_every = 250
 
   if arg == "cifar10":
-    c.dataset = "tfds:cifar10"
-    c.channels = 3
-    c.g_width = c.d_width = 64
-    c.num_train_steps = 100_000
-    c.sample_every = 1000
-    c.checkpoint_every = 5000
+    configs.tfds_preset(c, "tfds:cifar10", 32, num_train_steps=100_000)
   elif arg:
     raise ValueError(f"experiments/wgan_gp.py has no preset {arg!r}; presets: {', '.join(PRESETS)}")
   return c

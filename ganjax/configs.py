@@ -52,3 +52,20 @@ def adversarial() -> ml_collections.ConfigDict:
   c.checkpoint_every = 500
   c.keep_checkpoints = 3
   return c
+
+
+def cpu_sized(c: ml_collections.ConfigDict) -> None:
+  """Half the DCGAN paper's width (32) and batch (64): the bundled-MNIST defaults,
+  which train in minutes on a laptop CPU."""
+  c.g_width = c.d_width = 32
+  c.batch_size = 64
+
+
+def tfds_preset(c: ml_collections.ConfigDict, dataset: str, image_size: int,
+                num_train_steps: int) -> None:
+  """A 3-channel tfds dataset at the paper's width (64) and a long schedule."""
+  c.dataset, c.image_size, c.channels = dataset, image_size, 3
+  c.g_width = c.d_width = 64
+  c.num_train_steps = num_train_steps
+  c.sample_every = 1000
+  c.checkpoint_every = 5000

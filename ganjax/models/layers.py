@@ -79,26 +79,6 @@ def conv2d(x, kernel, strides: Sequence[int] = (1, 1), padding=((0, 0), (0, 0)))
   return jnp.einsum("bhwkc,kco->bhwo", patches, kernel.reshape(kh * kw, cin, cout))
 
 
-class Conv(nn.Module):
-  """`nn.Conv` for NHWC inputs (no dilation, no groups), computed by `conv2d`."""
-  features: int
-  kernel_size: Sequence[int]
-  strides: Sequence[int] = (1, 1)
-  padding: str | Sequence[tuple[int, int]] = "SAME"
-  use_bias: bool = True
-  kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
-  bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
-
-  @nn.compact
-  def __call__(self, x):
-    kernel = self.param("kernel", self.kernel_init,
-                        (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
-    y = conv2d(x, kernel.astype(x.dtype), self.strides, self.padding)
-    if self.use_bias:
-      y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(x.dtype)
-    return y
-
-
 def transpose_pads(padding, kernel: Sequence[int], strides: Sequence[int]):
   """Explicit (lo, hi) pads of the dilated input, as `lax.conv_transpose` reads `padding`."""
   if not isinstance(padding, str):
@@ -154,8 +134,8 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding):
   return y.reshape(x.shape[0], out_h, out_w, kernel.shape[-1])
 
 
-class ConvTranspose(nn.Module):
-  """`nn.ConvTranspose` for NHWC inputs, computed by `conv_transpose` above."""
+class _Convolution(nn.Module):
+  """Parameters as in `flax.linen.Conv`: kernel [kh, kw, in, out] and an optional bias."""
   features: int
   kernel_size: Sequence[int]
   strides: Sequence[int] = (1, 1)
@@ -164,11 +144,28 @@ class ConvTranspose(nn.Module):
   kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
+  def op(self, x, kernel):
+    raise NotImplementedError
+
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", self.kernel_init,
                         (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
-    y = conv_transpose(x, kernel.astype(x.dtype), self.strides, self.padding)
+    y = self.op(x, kernel.astype(x.dtype))
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(x.dtype)
     return y
+
+
+class Conv(_Convolution):
+  """`nn.Conv` for NHWC inputs (no dilation, no groups), computed by `conv2d`."""
+
+  def op(self, x, kernel):
+    return conv2d(x, kernel, self.strides, self.padding)
+
+
+class ConvTranspose(_Convolution):
+  """`nn.ConvTranspose` for NHWC inputs, computed by `conv_transpose` above."""
+
+  def op(self, x, kernel):
+    return conv_transpose(x, kernel, self.strides, self.padding)
