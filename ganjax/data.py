@@ -17,7 +17,6 @@ TensorFlow and tensorflow-datasets are imported only for `tfds:` specs.
 import dataclasses
 import functools
 import importlib.resources
-import os
 import socket
 from collections.abc import Callable, Iterator
 

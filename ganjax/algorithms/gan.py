@@ -24,7 +24,6 @@ and fresh fakes, and the generator update draws fresh noise, as in the WGAN
 reference code.
 """
 
-import functools
 
 import flax
 import jax
