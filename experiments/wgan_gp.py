@@ -25,14 +25,7 @@ PRESETS = ("cifar10",)
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = configs.adversarial()
-  c.algorithm = "wgan_gp"
-  c.loss = "wasserstein"
-  c.gp_weight = 10.0
-  c.d_norm = "layer"
-  c.optimizer = "adam"
-  c.g_lr = c.d_lr = 1e-4
-  c.beta1, c.beta2 = 0.0, 0.9
-  c.n_critic = 5
+  configs.wgan_gp_objective(c)
   configs.cpu_sized(c)
   c.num_train_steps = 2000
   c.log_every = 25

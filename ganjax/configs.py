@@ -15,13 +15,25 @@ def adversarial() -> ml_collections.ConfigDict:
   c.channels = 1
   c.seed = 0
 
-  # Networks (DCGAN, models/dcgan.py).
+  # Networks: "dcgan" (models/dcgan.py) for images, "mlp" (models/mlp.py) for 2D points,
+  # where `channels` is the dimension of a point.
+  c.architecture = "dcgan"
   c.latent_dim = 100
-  c.g_width = 64             # generator channels before the last layer
-  c.d_width = 64             # discriminator channels after the first layer
+  c.g_width = 64             # generator channels before the last layer (mlp: hidden units)
+  c.d_width = 64             # discriminator channels after the first layer (mlp: hidden units)
+  c.g_depth = 4              # mlp only: hidden layers of the generator
+  c.d_depth = 3              # mlp only: hidden layers of the discriminator
+  c.g_norm = "batch"         # mlp only: "batch" or "none" (the DCGAN generator uses BatchNorm)
   c.d_norm = "batch"         # discriminator normalisation: "batch", "layer" or "none"
   c.leaky_relu_slope = 0.2
   c.noise = "normal"         # latent distribution: "normal" N(0, 1) or "uniform" U(-1, 1)
+  c.minibatch_stddev = 0     # > 0: D gets the minibatch stddev over groups of this size
+  c.ema_decay = 0.0          # > 0: samples come from an EMA of G's weights (0.999 is common)
+
+  # Class conditioning (cGAN); 0 classes = unconditional.
+  c.num_classes = 0
+  c.conditioning = "concat"  # how D sees the label: "concat" (one-hot channels) or "projection"
+  c.label_dim = 50           # size of G's label embedding, concatenated to z
 
   # Objective.
   c.loss = "non_saturating"  # non_saturating, minimax, wasserstein, hinge, least_squares
@@ -29,6 +41,8 @@ def adversarial() -> ml_collections.ConfigDict:
   c.separate_batches = True  # D sees real and fake batches in separate BatchNorm passes
   c.gp_weight = 0.0          # gradient penalty lambda (WGAN-GP: 10); 0 = off
   c.weight_clip = 0.0        # clip critic weights to [-c, c] after each update (WGAN: 0.01); 0 = off
+  c.adversarial_weight = 1.0  # weight of the adversarial term in G's loss
+  c.feature_matching = 0.0   # weight of ||E f(x) - E f(G(z))||^2 in G's loss, f = D's last hidden layer
 
   # Optimisation.
   c.batch_size = 128         # global, over all devices and hosts
@@ -69,3 +83,39 @@ def tfds_preset(c: ml_collections.ConfigDict, dataset: str, image_size: int,
   c.num_train_steps = num_train_steps
   c.sample_every = 1000
   c.checkpoint_every = 5000
+
+
+def wgan_gp_objective(c: ml_collections.ConfigDict) -> None:
+  """WGAN-GP's objective and optimiser (Gulrajani et al. 2017, Algorithm 1): the
+  Wasserstein loss with a gradient penalty of weight 10, a critic without BatchNorm
+  (LayerNorm), Adam lr 1e-4 with betas (0, 0.9), 5 critic updates per generator update."""
+  c.algorithm = "wgan_gp"
+  c.loss = "wasserstein"
+  c.gp_weight = 10.0
+  c.d_norm = "layer"
+  c.optimizer = "adam"
+  c.g_lr = c.d_lr = 1e-4
+  c.beta1, c.beta2 = 0.0, 0.9
+  c.n_critic = 5
+
+
+def toy_mixture(c: ml_collections.ConfigDict, mixture: str, wgan_gp: bool) -> None:
+  """A 2D mixture (toy:ring or toy:grid) with MLP networks, as in PacGAN's 2D
+  experiments: 2-d latent noise, a generator of 4 x 400 ReLU units with BatchNorm,
+  a discriminator of 3 x 200 units; sample figures are scatter plots of 2,500 points.
+  With `wgan_gp`, the WGAN-GP objective, whose critic drops BatchNorm from G too (as
+  in the WGAN-GP toy code)."""
+  c.dataset = f"toy:{mixture}"
+  c.architecture = "mlp"
+  c.channels = 2             # a sample is a 2D point
+  c.latent_dim = 2
+  c.g_width, c.g_depth, c.g_norm = 400, 4, "batch"
+  c.d_width, c.d_depth, c.d_norm = 200, 3, "none"
+  c.batch_size = 256
+  c.num_samples = 2500       # the points VEEGAN and PacGAN score
+  c.log_every = 100
+  c.sample_every = 500
+  c.checkpoint_every = 1000
+  if wgan_gp:
+    wgan_gp_objective(c)
+    c.d_norm = c.g_norm = "none"

@@ -4,6 +4,11 @@ A dataset is named by an explicit spec string:
 
   bundled:mnist   5,000 MNIST digits (500 per class) shipped with ganjax, offline
   tfds:<name>     a tensorflow-datasets dataset, e.g. tfds:cifar10, tfds:celeb_a
+  toy:ring        8 Gaussians on the unit circle, std 0.01 (evaluation/toy.py)
+  toy:grid        25 Gaussians on {-4, -2, 0, 2, 4}^2, std 0.05
+
+Toy batches hold 2D points, `image` float32 [B, 2], with the mixture
+component as `label`; fresh samples every step.
 
 Every batch is a dict of numpy arrays, `image` float32 [B, H, W, C] in [-1, 1]
 and `label` int32 [B], where B is this host's share of the global batch (the
@@ -25,24 +30,35 @@ import numpy as np
 from ganjax.errors import GanjaxError
 
 BUNDLED = ("mnist",)
+TOY = ("ring", "grid")
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-  kind: str  # "bundled" or "tfds"
+  kind: str  # "bundled", "tfds" or "toy"
   name: str
 
 
 def parse_spec(spec: str) -> Spec:
   kind, sep, name = spec.partition(":")
-  if not sep or not name or kind not in ("bundled", "tfds"):
+  if not sep or not name or kind not in ("bundled", "tfds", "toy"):
     raise GanjaxError(
-        f"dataset={spec!r} is not a dataset spec; use bundled:mnist or"
-        " tfds:<name> (e.g. tfds:cifar10)")
+        f"dataset={spec!r} is not a dataset spec; use bundled:mnist,"
+        " tfds:<name> (e.g. tfds:cifar10), toy:ring or toy:grid")
   if kind == "bundled" and name not in BUNDLED:
     raise GanjaxError(f"dataset={spec!r}: no bundled dataset {name!r}; bundled:"
                       f" {', '.join(BUNDLED)}")
+  if kind == "toy" and name not in TOY:
+    raise GanjaxError(f"dataset={spec!r}: no toy mixture {name!r}; use"
+                      f" {' or '.join('toy:' + t for t in TOY)}")
   return Spec(kind, name)
+
+
+def example_shape(config) -> tuple[int, ...]:
+  """The shape of one training example: (size, size, channels), or (2,) for toy points."""
+  if parse_spec(config.dataset).kind == "toy":
+    return (2,)
+  return (config.image_size, config.image_size, config.channels)
 
 
 # ----------------------------------------------------------------------------
@@ -135,6 +151,25 @@ class ArraySource:
     while True:
       yield self.batch(step)
       step += 1
+
+
+class ToySource:
+  """Fresh samples of a 2D mixture; global batch t is drawn from the generator (seed, t)."""
+
+  def __init__(self, name: str, global_batch_size: int, seed: int,
+               process_index: int = 0, process_count: int = 1):
+    self.name, self.seed = name, seed
+    self.global_batch_size = global_batch_size
+    self.local = slice(process_index * global_batch_size // process_count,
+                       (process_index + 1) * global_batch_size // process_count)
+
+  def batch(self, step: int) -> dict[str, np.ndarray]:
+    from ganjax.evaluation import toy  # pylint: disable=g-import-not-at-top
+    points, labels = toy.sample(self.name, np.random.default_rng([self.seed, step]),
+                                self.global_batch_size)
+    return {"image": points[self.local], "label": labels[self.local]}
+
+  iterate = ArraySource.iterate
 
 
 # ----------------------------------------------------------------------------
@@ -248,10 +283,18 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
   if config.batch_size % process_count:
     raise GanjaxError(f"batch_size={config.batch_size} does not divide by the"
                       f" {process_count} processes; use a multiple of {process_count}")
-  if spec.kind == "bundled":
-    images, labels = load_bundled(spec.name, config.image_size, config.channels)
-    source = ArraySource(images, labels, config.batch_size, config.seed,
-                         process_index, process_count)
+  check_labels(config, spec)
+  if spec.kind in ("bundled", "toy"):
+    if spec.kind == "toy":
+      if config.channels != 2:
+        raise GanjaxError(f"dataset={config.dataset!r} has 2D points but channels="
+                          f"{config.channels}; set --config.channels=2")
+      source = ToySource(spec.name, config.batch_size, config.seed, process_index,
+                         process_count)
+    else:
+      images, labels = load_bundled(spec.name, config.image_size, config.channels)
+      source = ArraySource(images, labels, config.batch_size, config.seed,
+                           process_index, process_count)
     first = sum(per_step(t) for t in range(start_step))
     return _group(source.iterate(first), start_step, per_step)
   # tf.data pipelines are not indexable by step: a resumed run reshuffles with
@@ -264,6 +307,33 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
                     shuffle_buffer=config.shuffle_buffer,
                     process_index=process_index, process_count=process_count)
   return _group(ds.as_numpy_iterator(), start_step, per_step)
+
+
+def num_classes(spec: Spec, data_dir: str | None = None) -> int | None:
+  """The number of classes of a dataset's labels, or None if it has none."""
+  if spec.kind == "bundled":
+    return 10
+  if spec.kind == "toy":
+    return 8 if spec.name == "ring" else 25
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    features = tfds.builder(spec.name, data_dir=data_dir).info.features
+  except Exception:  # an unknown or unreadable dataset is reported by tfds_dataset
+    return None
+  return features["label"].num_classes if "label" in features else None
+
+
+def check_labels(config, spec: Spec) -> None:
+  """A conditional model needs labels with exactly config.num_classes classes."""
+  if not config.get("num_classes"):
+    return
+  have = num_classes(spec, config.tfds_data_dir or None)
+  if have is None:
+    raise GanjaxError(f"num_classes={config.num_classes} but dataset={config.dataset!r}"
+                      " has no class labels; set --config.num_classes=0")
+  if have != config.num_classes:
+    raise GanjaxError(f"num_classes={config.num_classes} but dataset={config.dataset!r} has"
+                      f" {have} classes; set --config.num_classes={have}")
 
 
 def _group(batches: Iterator[dict], start_step: int, per_step) -> Iterator[dict]:

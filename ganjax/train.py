@@ -61,8 +61,32 @@ def count_params(tree) -> int:
 
 
 def example_batch(config) -> dict[str, np.ndarray]:
-  shape = (2, config.image_size, config.image_size, config.channels)
+  shape = (2,) + data.example_shape(config)
   return {"image": np.zeros(shape, np.float32), "label": np.zeros((2,), np.int32)}
+
+
+def sample_inputs(config, algorithm):
+  """Fixed latents and labels for the sample figures -> (z, labels or None, grid columns).
+
+  Conditional models get one row per class, with the same latents in every
+  row: a column holds one latent vector drawn as each class.
+  """
+  key = jax.random.PRNGKey(config.seed + 1)
+  classes = config.get("num_classes", 0)
+  if not classes:
+    return np.asarray(algorithm.latent(config, key, config.num_samples)), None, None
+  per_class = max(1, config.num_samples // classes)
+  z = np.tile(np.asarray(algorithm.latent(config, key, per_class)), (classes, 1))
+  return z, np.repeat(np.arange(classes, dtype=np.int32), per_class), per_class
+
+
+def sample_figure(config, samples: np.ndarray, columns: int | None) -> np.ndarray:
+  """A uint8 image of generated samples: an image grid, or a scatter plot of 2D points."""
+  spec = data.parse_spec(config.dataset)
+  if spec.kind == "toy":
+    from ganjax.evaluation import toy  # pylint: disable=g-import-not-at-top
+    return toy.scatter_image(samples, spec.name)
+  return logs.image_grid(samples, columns)
 
 
 def mean_metrics(pending: list) -> dict[str, float]:
@@ -120,9 +144,8 @@ def train_and_evaluate(config, workdir: str):
   train_step = parallel.data_parallel(functools.partial(algorithm.train_step, config), mesh,
                                       batch_axis=1)
   sample = jax.jit(functools.partial(algorithm.sample, config))
-  fixed_z = parallel.replicate(
-      np.asarray(algorithm.latent(config, jax.random.PRNGKey(config.seed + 1), config.num_samples)),
-      mesh)
+  fixed_z, fixed_labels, columns = sample_inputs(config, algorithm)
+  fixed_z, fixed_labels = parallel.replicate((fixed_z, fixed_labels), mesh)
   writer = logs.MetricWriter(workdir, lead)
   progress = logs.Progress(total, start, lead)
   logs.info(f"training {config.algorithm} on {config.dataset} for {total} steps, batch"
@@ -144,8 +167,8 @@ def train_and_evaluate(config, workdir: str):
       writer.scalars(step, {k: v for k, v in values.items() if np.isfinite(v)})
     progress.tick(step)
     if step % config.sample_every == 0 or step == total:
-      images = np.asarray(jax.device_get(sample(state, fixed_z)))
-      writer.images(step, "samples", logs.image_grid(images))
+      samples = np.asarray(jax.device_get(sample(state, fixed_z, fixed_labels)))
+      writer.images(step, "samples", sample_figure(config, samples, columns))
     if step % config.checkpoint_every == 0 or step == total:
       checkpoints.save(step, state)
   progress.close()

@@ -78,10 +78,28 @@ def test_steps_with_several_critic_updates_take_consecutive_batches():
   np.testing.assert_array_equal(resumed, np.stack(singles[5:8]))
 
 
-@pytest.mark.parametrize("spec", ["mnist", "bundled:cifar", "hub:x", "tfds:"])
+@pytest.mark.parametrize("spec", ["mnist", "bundled:cifar", "hub:x", "tfds:", "toy:moons"])
 def test_bad_dataset_spec_is_one_clear_error(spec):
   with pytest.raises(GanjaxError, match="dataset="):
     data.parse_spec(spec)
+
+
+def test_toy_batches_are_fresh_mixture_samples_split_over_hosts():
+  ring = config(dataset="toy:ring", channels=2, batch_size=2000)
+  batch = next(data.make_batches(ring, start_step=5))
+  points, labels = batch["image"][0], batch["label"][0]
+  assert points.shape == (2000, 2) and labels.shape == (2000,)
+  angle = 2 * np.pi * labels / 8  # each point is its component's mean plus N(0, 0.01^2)
+  offsets = points - np.stack([np.cos(angle), np.sin(angle)], -1)
+  assert np.all(np.abs(offsets) < 0.06) and 0.009 < offsets.std() < 0.011
+  again = next(data.make_batches(ring, start_step=5))["image"]
+  np.testing.assert_array_equal(again, batch["image"])  # a pure function of (seed, step)
+  assert not np.array_equal(next(data.make_batches(ring, start_step=6))["image"], again)
+  parts = [next(data.make_batches(ring, start_step=5, process_index=p, process_count=2))
+           for p in range(2)]
+  np.testing.assert_array_equal(np.concatenate([p["image"] for p in parts], 1), again)
+  with pytest.raises(GanjaxError, match="has 2D points but channels=1"):
+    data.make_batches(config(dataset="toy:grid"))
 
 
 def test_tfds_source_under_mock_data():

@@ -22,6 +22,21 @@ forward pass through `jax.vjp`, as the reference reuses `fake = G(z)`. With
 n_critic > 1 the critic updates run in a `lax.scan`, each on fresh real data
 and fresh fakes, and the generator update draws fresh noise, as in the WGAN
 reference code.
+
+Options that apply to every algorithm here (ganjax/configs.py):
+  num_classes > 0   class-conditional (cGAN): G and D take labels. The fakes of
+                    a critic update carry the labels of its real batch, so
+                    real and fake label distributions match and the gradient
+                    penalty interpolates examples of one class; the generator
+                    update uses the labels of the first real batch.
+  feature_matching  adds w * ||E f(x) - E f(G(z))||^2 to G's loss, with f the
+                    critic's last hidden layer and the expectations over the
+                    global batch (Salimans et al. 2016); adversarial_weight 0
+                    leaves feature matching alone.
+  ema_decay > 0     keeps an exponential moving average of G's weights in the
+                    state, ema <- d * ema + (1 - d) * params after every
+                    generator update; `sample` uses it.
+  minibatch_stddev  the minibatch standard-deviation feature in D.
 """
 
 
@@ -33,7 +48,7 @@ from jax import lax
 
 from ganjax import losses
 from ganjax.errors import GanjaxError
-from ganjax.models import dcgan, layers
+from ganjax.models import dcgan, layers, mlp
 from ganjax.parallel import AXIS
 
 NETWORKS = ("generator", "discriminator")
@@ -46,6 +61,7 @@ class GANState:
   params: dict               # {"generator": ..., "discriminator": ...}
   batch_stats: dict          # BatchNorm running statistics, same keys ({} where none)
   opt_state: dict            # optax states, same keys
+  ema: dict                  # EMA of the generator's params ({} when ema_decay = 0)
 
 
 def _choice(config, key: str, allowed) -> None:
@@ -60,6 +76,31 @@ def validate(config) -> None:
   _choice(config, "noise", ("normal", "uniform"))
   _choice(config, "d_norm", ("batch", "layer", "none"))
   _choice(config, "optimizer", ("adam", "rmsprop"))
+  _choice(config, "architecture", ("dcgan", "mlp"))
+  _choice(config, "conditioning", ("concat", "projection"))
+  _choice(config, "g_norm", ("batch",) if config.architecture == "dcgan" else ("batch", "none"))
+  if config.num_classes < 0:
+    raise GanjaxError(f"num_classes={config.num_classes} must be >= 0 (0: unconditional)")
+  if config.num_classes and config.architecture != "dcgan":
+    raise GanjaxError(f"num_classes={config.num_classes}: class conditioning is built for"
+                      " architecture='dcgan'; set --config.num_classes=0")
+  if not 0.0 <= config.ema_decay < 1.0:
+    raise GanjaxError(f"ema_decay={config.ema_decay} must be in [0, 1) (0 = no EMA; 0.999 is"
+                      " common)")
+  if config.feature_matching < 0 or config.adversarial_weight < 0:
+    raise GanjaxError("feature_matching and adversarial_weight must be >= 0")
+  if config.feature_matching == 0 and config.adversarial_weight == 0:
+    raise GanjaxError("adversarial_weight=0 and feature_matching=0 leave the generator no"
+                      " loss; set one of them above 0")
+  if config.minibatch_stddev < 0:
+    raise GanjaxError(f"minibatch_stddev={config.minibatch_stddev} must be >= 0 (a group"
+                      " size; 4 is usual, 0 = off)")
+  if config.minibatch_stddev:
+    local = config.batch_size // jax.device_count()
+    if local % min(config.minibatch_stddev, local):
+      raise GanjaxError(
+          f"minibatch_stddev={config.minibatch_stddev}: the per-device batch of {local}"
+          " does not split into groups of that size; use a divisor of it")
   if not 0.0 < config.real_label <= 1.0:
     raise GanjaxError(f"real_label={config.real_label} must be in (0, 1]; 0.9 is the usual"
                       " one-sided label smoothing, 1.0 none")
@@ -76,10 +117,11 @@ def validate(config) -> None:
         f"d_norm='batch' with gp_weight={config.gp_weight}: the gradient penalty needs each"
         " example's own critic gradient, which BatchNorm mixes across the batch; set"
         " --config.d_norm=layer (or none)")
-  try:
-    dcgan.num_stages(config.image_size)
-  except ValueError as e:
-    raise GanjaxError(str(e) + "; set --config.image_size") from e
+  if config.architecture == "dcgan":
+    try:
+      dcgan.num_stages(config.image_size)
+    except ValueError as e:
+      raise GanjaxError(str(e) + "; set --config.image_size") from e
 
 
 def critic_iterations(config, step: int) -> int:
@@ -94,11 +136,23 @@ def critic_iterations(config, step: int) -> int:
 
 
 def models(config, axis_name: str | None = AXIS):
+  if config.architecture == "mlp":
+    generator = mlp.Generator(out_dim=config.channels, width=config.g_width,
+                              depth=config.g_depth, norm=config.g_norm, axis_name=axis_name)
+    discriminator = mlp.Discriminator(width=config.d_width, depth=config.d_depth,
+                                      negative_slope=config.leaky_relu_slope,
+                                      norm=config.d_norm, axis_name=axis_name,
+                                      minibatch_stddev=config.minibatch_stddev)
+    return generator, discriminator
   generator = dcgan.Generator(image_size=config.image_size, channels=config.channels,
-                              width=config.g_width, axis_name=axis_name)
+                              width=config.g_width, axis_name=axis_name,
+                              num_classes=config.num_classes, label_dim=config.label_dim)
   discriminator = dcgan.Discriminator(image_size=config.image_size, width=config.d_width,
                                       negative_slope=config.leaky_relu_slope,
-                                      norm=config.d_norm, axis_name=axis_name)
+                                      norm=config.d_norm, axis_name=axis_name,
+                                      num_classes=config.num_classes,
+                                      conditioning=config.conditioning,
+                                      minibatch_stddev=config.minibatch_stddev)
   return generator, discriminator
 
 
@@ -122,8 +176,10 @@ def init(config, rng, example_batch) -> GANState:
   """A fresh state; `example_batch["image"]` ([B, H, W, C]) gives the image shape."""
   generator, discriminator = models(config, axis_name=None)
   g_key, d_key = jax.random.split(jax.random.fold_in(rng, 0x1417))
-  g_vars = generator.init(g_key, latent(config, g_key, 2), train=False)
-  d_vars = discriminator.init(d_key, jnp.asarray(example_batch["image"][:2]), train=False)
+  labels = jnp.zeros((2,), jnp.int32) if config.num_classes else None
+  g_vars = generator.init(g_key, latent(config, g_key, 2), labels, train=False)
+  d_vars = discriminator.init(d_key, jnp.asarray(example_batch["image"][:2]), labels,
+                              train=False)
   params = {"generator": g_vars["params"], "discriminator": d_vars["params"]}
   txs = optimizers(config)
   return GANState(
@@ -132,7 +188,13 @@ def init(config, rng, example_batch) -> GANState:
       params=params,
       batch_stats={"generator": g_vars.get("batch_stats", {}),
                    "discriminator": d_vars.get("batch_stats", {})},
-      opt_state={k: txs[k].init(params[k]) for k in NETWORKS})
+      opt_state={k: txs[k].init(params[k]) for k in NETWORKS},
+      ema=params["generator"] if config.ema_decay else {})
+
+
+def ema_update(decay: float, ema, params):
+  """ema <- decay * ema + (1 - decay) * params, leaf by leaf."""
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
 def device_latent(config, key, local_batch: int):
@@ -145,17 +207,19 @@ def device_latent(config, key, local_batch: int):
   return lax.dynamic_slice_in_dim(z, lax.axis_index(AXIS) * local_batch, local_batch)
 
 
-def _apply(module, params, stats, x, train=True):
-  """module(x) in training mode -> (output, updated BatchNorm statistics)."""
+def _apply(module, params, stats, *args, train=True, **kwargs):
+  """module(*args) in training mode -> (output, updated BatchNorm statistics)."""
   if not stats:
-    return module.apply({"params": params}, x, train=train), stats
-  out, updates = module.apply({"params": params, "batch_stats": stats}, x, train=train,
-                              mutable=["batch_stats"])
+    return module.apply({"params": params}, *args, train=train, **kwargs), stats
+  out, updates = module.apply({"params": params, "batch_stats": stats}, *args, train=train,
+                              mutable=["batch_stats"], **kwargs)
   return out, updates["batch_stats"]
 
 
-def critic_update(config, critic, tx, params, stats, opt_state, real, fake, key):
+def critic_update(config, critic, tx, params, stats, opt_state, real, fake, key, labels=None):
   """One optimizer step of the critic on a real and a fake batch (this device's slices).
+
+  `labels` (conditional models) are the labels of both the real and the fake batch.
 
   Returns (params, stats, opt_state, metrics). Gradients and metrics are
   averaged over the devices; weights are clipped after the update when
@@ -166,16 +230,17 @@ def critic_update(config, critic, tx, params, stats, opt_state, real, fake, key)
 
   def loss_fn(p):
     if config.separate_batches:
-      real_out, new_stats = _apply(critic, p, stats, real)
-      fake_out, new_stats = _apply(critic, p, new_stats, fake)
+      real_out, new_stats = _apply(critic, p, stats, real, labels)
+      fake_out, new_stats = _apply(critic, p, new_stats, fake, labels)
     else:
-      both, new_stats = _apply(critic, p, stats, jnp.concatenate([real, fake]))
+      both_labels = None if labels is None else jnp.concatenate([labels, labels])
+      both, new_stats = _apply(critic, p, stats, jnp.concatenate([real, fake]), both_labels)
       real_out, fake_out = jnp.split(both, 2)
     loss = critic_loss_fn(real_out, fake_out, config.real_label)
     penalty = jnp.zeros(())
     if config.gp_weight > 0:
       penalty, _ = losses.gradient_penalty(
-          lambda x: _apply(critic, p, {}, x)[0], real, fake, key, config.gp_weight)
+          lambda x: _apply(critic, p, {}, x, labels)[0], real, fake, key, config.gp_weight)
     return loss + penalty, (new_stats, real_out, fake_out, loss, penalty)
 
   (_, (stats, real_out, fake_out, loss, penalty)), grads = (
@@ -200,52 +265,84 @@ def critic_update(config, critic, tx, params, stats, opt_state, real, fake, key)
   return params, stats, opt_state, lax.pmean(metrics, AXIS)
 
 
+def feature_matching_loss(real_features, fake_features):
+  """||E f(x) - E f(G(z))||^2 over the global batch, from this device's features [B, F].
+
+  The device means are averaged over the mesh (pmean) for the value; the
+  gradient reaches this device's fakes as the derivative of the global loss
+  would (the global mean is this device's mean plus a constant), so that the
+  pmean of the devices' gradients is the gradient of the global loss.
+  """
+  real_mean = lax.pmean(jnp.mean(lax.stop_gradient(real_features), axis=0), AXIS)
+  local = jnp.mean(fake_features, axis=0)
+  fake_mean = local + lax.stop_gradient(lax.pmean(local, AXIS) - local)
+  return jnp.sum(jnp.square(real_mean - fake_mean))
+
+
 def train_step(config, state: GANState, batch):
   """`n` critic updates (n = batch["image"].shape[0]) then one generator update."""
   generator, critic = models(config)
   txs = optimizers(config)
   g_loss_fn = losses.OBJECTIVES[config.loss][1]
   reals = batch["image"]
+  labels = batch["label"] if config.num_classes else None
   n_critic, local_batch = reals.shape[:2]
   key = jax.random.fold_in(state.rng, state.step)
   g_key, critic_key = jax.random.split(key)
   g_params = state.params["generator"]
   g_stats0 = state.batch_stats["generator"]
+  g_labels = None if labels is None else labels[0]
 
-  def generate(params, z):
-    return _apply(generator, params, g_stats0, z)
+  def generate(params, z, y):
+    return _apply(generator, params, g_stats0, z, y)
 
   # The generator's pass for its own update; with one critic update it also
   # makes that update's fakes (the reference DCGAN loop).
   fake, generator_vjp, g_stats = jax.vjp(
-      lambda p: generate(p, device_latent(config, g_key, local_batch)), g_params, has_aux=True)
+      lambda p: generate(p, device_latent(config, g_key, local_batch), g_labels), g_params,
+      has_aux=True)
 
   def one_critic_update(carry, xs):
-    real, i = xs
+    real, y, i = xs
     d_params, d_stats, d_opt = carry
     k_fake, k_gp = jax.random.split(jax.random.fold_in(critic_key, i))
     fakes = fake if n_critic == 1 else generate(
-        g_params, device_latent(config, k_fake, local_batch))[0]
+        g_params, device_latent(config, k_fake, local_batch), y)[0]
     d_params, d_stats, d_opt, metrics = critic_update(
-        config, critic, txs["discriminator"], d_params, d_stats, d_opt, real, fakes, k_gp)
+        config, critic, txs["discriminator"], d_params, d_stats, d_opt, real, fakes, k_gp, y)
     return (d_params, d_stats, d_opt), metrics
 
   carry = (state.params["discriminator"], state.batch_stats["discriminator"],
            state.opt_state["discriminator"])
   if n_critic == 1:
-    carry, d_metrics = one_critic_update(carry, (reals[0], 0))
+    carry, d_metrics = one_critic_update(carry, (reals[0], g_labels, 0))
   else:
     with layers.loop_body():  # convolutions that XLA:CPU runs fast inside a loop
-      carry, d_metrics = lax.scan(one_critic_update, carry, (reals, jnp.arange(n_critic)))
+      carry, d_metrics = lax.scan(one_critic_update, carry,
+                                  (reals, labels, jnp.arange(n_critic)))
     d_metrics = jax.tree.map(jnp.mean, d_metrics)  # averaged over the critic updates
   d_params, d_stats, d_opt = carry
 
   # The generator is scored by the updated critic, in training mode; that
   # pass's BatchNorm statistics are not kept.
-  def g_loss_of_fake(images):
-    return g_loss_fn(_apply(critic, d_params, d_stats, images)[0])
+  use_features = config.feature_matching > 0
+  if use_features:
+    (_, real_features), _ = _apply(critic, d_params, d_stats, reals[0], g_labels,
+                                   features=True)
 
-  g_loss, fake_cotangent = jax.value_and_grad(g_loss_of_fake)(fake)
+  def g_loss_of_fake(images):
+    out, _ = _apply(critic, d_params, d_stats, images, g_labels, features=use_features)
+    parts = {}
+    if use_features:
+      out, fake_features = out
+      parts["feature_matching"] = feature_matching_loss(real_features, fake_features)
+    parts["g_adversarial"] = g_loss_fn(out)
+    total = config.adversarial_weight * parts["g_adversarial"]
+    if use_features:
+      total = total + config.feature_matching * parts["feature_matching"]
+    return total, parts
+
+  (g_loss, g_parts), fake_cotangent = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
   (g_grads,) = generator_vjp(fake_cotangent)
   g_grads = lax.pmean(g_grads, AXIS)
   g_updates, g_opt = txs["generator"].update(g_grads, state.opt_state["generator"], g_params)
@@ -253,16 +350,21 @@ def train_step(config, state: GANState, batch):
 
   metrics = {**d_metrics, "g_loss": lax.pmean(g_loss, AXIS),
              "g_grad_norm": optax.global_norm(g_grads)}
+  if use_features:
+    metrics.update(lax.pmean(g_parts, AXIS))
   new_state = state.replace(
       step=state.step + 1,
       params={"generator": g_params, "discriminator": d_params},
       batch_stats={"generator": g_stats, "discriminator": d_stats},
-      opt_state={"generator": g_opt, "discriminator": d_opt})
+      opt_state={"generator": g_opt, "discriminator": d_opt},
+      ema=ema_update(config.ema_decay, state.ema, g_params) if config.ema_decay else state.ema)
   return new_state, metrics
 
 
-def sample(config, state: GANState, z):
-  """Images from latents `z` with the generator in inference mode (running BatchNorm stats)."""
+def sample(config, state: GANState, z, labels=None):
+  """Samples from latents `z` (and int labels, conditional models) with the generator in
+  inference mode: running BatchNorm statistics, and the EMA weights when kept."""
   generator, _ = models(config, axis_name=None)
-  return generator.apply({"params": state.params["generator"],
-                          "batch_stats": state.batch_stats["generator"]}, z, train=False)
+  params = state.ema if config.ema_decay else state.params["generator"]
+  return generator.apply({"params": params, "batch_stats": state.batch_stats["generator"]},
+                         z, labels, train=False)

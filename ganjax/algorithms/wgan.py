@@ -17,9 +17,11 @@ inside one jitted step, and clipping and the penalty are its options.
 """
 
 from ganjax.algorithms import gan
-from ganjax.algorithms.gan import (GANState, critic_iterations, init, latent,  # noqa: F401
+from ganjax.algorithms.gan import (GANState, critic_iterations, init, latent,
                                    sample, train_step)
 from ganjax.errors import GanjaxError
+
+__all__ = ["GANState", "critic_iterations", "init", "latent", "sample", "train_step", "validate"]
 
 
 def validate(config) -> None:

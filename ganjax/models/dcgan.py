@@ -14,6 +14,18 @@ convolutions with LeakyReLU(0.2), BatchNorm on all but the first layer (or
 LayerNorm, or none, for critics that need per-example outputs), and a final
 4x4 valid convolution to one logit. No convolution has a bias. All
 weights are drawn from N(0, 0.02); BatchNorm scales from N(1, 0.02).
+
+Class conditioning (Mirza and Osindero 2014), with `num_classes` > 0: the
+generator concatenates a learned label embedding (N(0, 1) init, like the
+noise) to the latent vector. The discriminator takes the label either as
+one-hot maps concatenated to the image channels (`conditioning="concat"`) or
+through a projection head (`"projection"`, Miyato and Koyama 2018): the logit
+gains <embed(y), sum over positions of the last hidden features>.
+
+`minibatch_stddev` > 0 appends the minibatch standard deviation (groups of
+that size, layers.minibatch_stddev) to the last hidden features before the
+final convolution. Called with `features=True` the discriminator also
+returns those last hidden features, flattened (for feature matching).
 """
 
 import math
@@ -55,11 +67,15 @@ class Generator(nn.Module):
   channels: int = 3
   width: int = 64
   axis_name: str | None = None  # mesh axis for cross-device BatchNorm
+  num_classes: int = 0          # > 0: conditioned on int labels [B]
+  label_dim: int = 50           # size of the label embedding concatenated to z
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
+  def __call__(self, z, labels=None, train: bool = True):
     stages = num_stages(self.image_size)
     features = self.width * 2 ** (stages - 1)
+    if self.num_classes:
+      z = jnp.concatenate([z, label_embedding(self.num_classes, self.label_dim, labels)], -1)
     x = z.reshape(z.shape[0], 1, 1, -1)
     x = layers.ConvTranspose(features, (4, 4), padding="VALID", use_bias=False,
                          kernel_init=DCGAN_INIT)(x)
@@ -74,6 +90,36 @@ class Generator(nn.Module):
     return jnp.tanh(x)
 
 
+def label_embedding(num_classes: int, dim: int, labels):
+  """A learned embedding of int labels [B] -> [B, dim], drawn from N(0, 1)."""
+  if labels is None:
+    raise ValueError(f"a network conditioned on {num_classes} classes needs labels")
+  return nn.Embed(num_classes, dim, embedding_init=nn.initializers.normal(1.0),
+                  name="label_embedding")(labels)
+
+
+def discriminator_head(module: nn.Module, h, labels, features: bool):
+  """The end every discriminator shares: minibatch stddev, a linear logit, projection.
+
+  `h` is the last hidden activation [B, ..., C]; `module` has the fields
+  num_classes, conditioning and minibatch_stddev. Returns logits [B], or
+  (logits, flattened h) with `features`.
+  """
+  hidden = h.reshape(h.shape[0], -1)
+  x = layers.minibatch_stddev(h, module.minibatch_stddev) if module.minibatch_stddev else h
+  if x.ndim == 4:  # DCGAN: a 4x4 valid convolution over the 4x4 map
+    logits = layers.Conv(1, (4, 4), padding="VALID", use_bias=False,
+                         kernel_init=DCGAN_INIT)(x).reshape(x.shape[0])
+  else:
+    logits = nn.Dense(1)(x).reshape(x.shape[0])
+  if module.num_classes and module.conditioning == "projection":
+    pooled = jnp.sum(h.reshape(h.shape[0], -1, h.shape[-1]), axis=1)  # sum over positions
+    embed = nn.Embed(module.num_classes, h.shape[-1], embedding_init=DCGAN_INIT,
+                     name="projection")(labels)
+    logits = logits + jnp.sum(embed * pooled, axis=-1)
+  return (logits, hidden) if features else logits
+
+
 class Discriminator(nn.Module):
   """images [B, size, size, channels] -> logits [B] (real: positive)."""
   image_size: int = 64
@@ -81,22 +127,29 @@ class Discriminator(nn.Module):
   negative_slope: float = 0.2
   norm: str = "batch"  # "batch", "layer" (per example, over H, W, C) or "none"
   axis_name: str | None = None
+  num_classes: int = 0           # > 0: conditioned on int labels [B]
+  conditioning: str = "concat"   # "concat" (one-hot channels) or "projection"
+  minibatch_stddev: int = 0      # group size of the minibatch-stddev feature; 0 = off
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True, features: bool = False):
     if x.shape[1] != self.image_size or x.shape[2] != self.image_size:
       raise ValueError(f"Discriminator built for {self.image_size}x{self.image_size}"
                        f" images got {x.shape[1]}x{x.shape[2]}")
+    if self.num_classes and labels is None:
+      raise ValueError(f"a discriminator conditioned on {self.num_classes} classes needs labels")
+    if self.num_classes and self.conditioning == "concat":
+      maps = jax.nn.one_hot(labels, self.num_classes, dtype=x.dtype)[:, None, None, :]
+      x = jnp.concatenate([x, jnp.broadcast_to(maps, x.shape[:3] + maps.shape[-1:])], -1)
     stages = num_stages(self.image_size)
-    features = self.width
+    width = self.width
     for i in range(stages):
-      x = layers.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  use_bias=False, kernel_init=DCGAN_INIT)(x)
+      x = layers.Conv(width, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                      use_bias=False, kernel_init=DCGAN_INIT)(x)
       if i > 0 and self.norm == "batch":
         x = _batch_norm(train, self.axis_name)(x)
       elif i > 0 and self.norm == "layer":
         x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
       x = nn.leaky_relu(x, self.negative_slope)
-      features *= 2
-    x = layers.Conv(1, (4, 4), padding="VALID", use_bias=False, kernel_init=DCGAN_INIT)(x)
-    return x.reshape(x.shape[0])
+      width *= 2
+    return discriminator_head(self, x, labels, features)
