@@ -33,7 +33,7 @@ def adversarial() -> ml_collections.ConfigDict:
   # Class conditioning (cGAN); 0 classes = unconditional.
   c.num_classes = 0
   c.conditioning = "concat"  # how D sees the label: "concat" (one-hot channels) or "projection"
-  c.label_dim = 50           # size of G's label embedding, concatenated to z
+  c.label_dim = 10           # size of G's label embedding, concatenated to z (see experiments/cgan.py)
 
   # Objective.
   c.loss = "non_saturating"  # non_saturating, minimax, wasserstein, hinge, least_squares

@@ -68,7 +68,7 @@ class Generator(nn.Module):
   width: int = 64
   axis_name: str | None = None  # mesh axis for cross-device BatchNorm
   num_classes: int = 0          # > 0: conditioned on int labels [B]
-  label_dim: int = 50           # size of the label embedding concatenated to z
+  label_dim: int = 10           # size of the label embedding concatenated to z
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
