@@ -25,6 +25,9 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
   def save(self, step: int, state) -> None:
     self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
 

@@ -30,6 +30,7 @@ def default_workdir(config_arg: str) -> str:
   """runs/<experiment>[-<preset>] for a --config value like experiments/gan.py:cifar10."""
   path, _, preset = config_arg.partition(":")
   name = os.path.splitext(os.path.basename(path))[0]
+  preset = re.sub(r"[^A-Za-z0-9_.,-]+", "-", preset).strip("-")  # tfds:cycle_gan/x -> tfds-cycle_gan-x
   return os.path.join("runs", f"{name}-{preset}" if preset else name)
 
 

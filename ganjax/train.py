@@ -13,6 +13,7 @@ import os
 import time
 
 import jax
+import ml_collections
 import numpy as np
 
 from ganjax import algorithms, data, logs, parallel
@@ -65,21 +66,6 @@ def example_batch(config) -> dict[str, np.ndarray]:
   return {"image": np.zeros(shape, np.float32), "label": np.zeros((2,), np.int32)}
 
 
-def sample_inputs(config, algorithm):
-  """Fixed latents and labels for the sample figures -> (z, labels or None, grid columns).
-
-  Conditional models get one row per class, with the same latents in every
-  row: a column holds one latent vector drawn as each class.
-  """
-  key = jax.random.PRNGKey(config.seed + 1)
-  classes = config.get("num_classes", 0)
-  if not classes:
-    return np.asarray(algorithm.latent(config, key, config.num_samples)), None, None
-  per_class = max(1, config.num_samples // classes)
-  z = np.tile(np.asarray(algorithm.latent(config, key, per_class)), (classes, 1))
-  return z, np.repeat(np.arange(classes, dtype=np.int32), per_class), per_class
-
-
 def sample_figure(config, samples: np.ndarray, columns: int | None) -> np.ndarray:
   """A uint8 image of generated samples: an image grid, or a scatter plot of 2D points."""
   spec = data.parse_spec(config.dataset)
@@ -87,6 +73,32 @@ def sample_figure(config, samples: np.ndarray, columns: int | None) -> np.ndarra
     from ganjax.evaluation import toy  # pylint: disable=g-import-not-at-top
     return toy.scatter_image(samples, spec.name)
   return logs.image_grid(samples, columns)
+
+
+def load_run(workdir: str, step: int | None = None):
+  """(config, state, step) of a finished or running workdir's checkpoint (default: the newest).
+
+  The state is restored onto the default device, whatever device count saved it.
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise GanjaxError(f"{workdir} has no config.json: is it the --workdir of a training run?")
+  with open(path, encoding="utf-8") as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  algorithm = algorithms.get(config.algorithm)
+  checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"))
+  try:
+    steps = checkpoints.all_steps()
+    step = steps[-1] if step is None and steps else step
+    if step is None or step not in steps:
+      raise GanjaxError(f"no checkpoint{' at step ' + str(step) if step else ''} in"
+                        f" {checkpoints.directory}; saved steps: {steps or 'none'}")
+    like = jax.jit(lambda rng: algorithm.init(config, rng, example_batch(config)))(
+        jax.random.PRNGKey(config.seed))
+    state = checkpoints.restore(step, like=like)
+  finally:
+    checkpoints.close()
+  return config, state, step
 
 
 def mean_metrics(pending: list) -> dict[str, float]:
@@ -143,9 +155,11 @@ def train_and_evaluate(config, workdir: str):
   # Batches carry a leading axis of critic updates: [n_critic, batch, ...].
   train_step = parallel.data_parallel(functools.partial(algorithm.train_step, config), mesh,
                                       batch_axis=1)
-  sample = jax.jit(functools.partial(algorithm.sample, config))
-  fixed_z, fixed_labels, columns = sample_inputs(config, algorithm)
-  fixed_z, fixed_labels = parallel.replicate((fixed_z, fixed_labels), mesh)
+  preview = jax.jit(functools.partial(algorithm.preview, config))
+  examples = (data.preview_examples(config, config.num_samples)
+              if getattr(data, "is_unpaired", lambda _: False)(config.dataset) else None)  # TEMP
+  preview_inputs, columns = algorithm.preview_inputs(config, examples)
+  preview_inputs = parallel.replicate(preview_inputs, mesh)
   writer = logs.MetricWriter(workdir, lead)
   progress = logs.Progress(total, start, lead)
   logs.info(f"training {config.algorithm} on {config.dataset} for {total} steps, batch"
@@ -167,7 +181,7 @@ def train_and_evaluate(config, workdir: str):
       writer.scalars(step, {k: v for k, v in values.items() if np.isfinite(v)})
     progress.tick(step)
     if step % config.sample_every == 0 or step == total:
-      samples = np.asarray(jax.device_get(sample(state, fixed_z, fixed_labels)))
+      samples = np.asarray(jax.device_get(preview(state, preview_inputs)))
       writer.images(step, "samples", sample_figure(config, samples, columns))
     if step % config.checkpoint_every == 0 or step == total:
       checkpoints.save(step, state)

@@ -73,7 +73,7 @@ def test_labels_reach_both_networks(conditioning):
 
 def test_conditional_sample_grid_has_one_row_per_class():
   config = tiny_cgan(num_samples=30)
-  z, labels, columns = train.sample_inputs(config, gan)
+  (z, labels), columns = gan.preview_inputs(config)
   assert columns == 3 and z.shape == (30, 16)
   np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 3))
   np.testing.assert_array_equal(z[0:3], z[27:30])  # every row reuses the same latents

@@ -43,6 +43,7 @@ Options that apply to every algorithm here (ganjax/configs.py):
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -359,6 +360,25 @@ def train_step(config, state: GANState, batch):
       opt_state={"generator": g_opt, "discriminator": d_opt},
       ema=ema_update(config.ema_decay, state.ema, g_params) if config.ema_decay else state.ema)
   return new_state, metrics
+
+
+def preview_inputs(config, examples=None):
+  """Fixed inputs of the sample figures -> ((z, labels or None), grid columns or None).
+
+  Conditional models get one row per class, with the same latents in every
+  row: a column holds one latent vector drawn as each class.
+  """
+  del examples  # samples come from noise alone
+  key = jax.random.PRNGKey(config.seed + 1)
+  if not config.num_classes:
+    return (np.asarray(latent(config, key, config.num_samples)), None), None
+  per_class = max(1, config.num_samples // config.num_classes)
+  z = np.tile(np.asarray(latent(config, key, per_class)), (config.num_classes, 1))
+  return (z, np.repeat(np.arange(config.num_classes, dtype=np.int32), per_class)), per_class
+
+
+def preview(config, state, inputs):
+  return sample(config, state, *inputs)
 
 
 def sample(config, state: GANState, z, labels=None):
