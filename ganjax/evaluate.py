@@ -9,7 +9,6 @@ classifier metrics) are not built yet; for an image run this says so.
 """
 
 import argparse
-import json
 import os
 import sys
 
