@@ -119,3 +119,49 @@ def toy_mixture(c: ml_collections.ConfigDict, mixture: str, wgan_gp: bool) -> No
   if wgan_gp:
     wgan_gp_objective(c)
     c.d_norm = c.g_norm = "none"
+
+
+def cyclegan() -> ml_collections.ConfigDict:
+  """The keys of a CycleGAN experiment, with the paper's values (Zhu et al. 2017)."""
+  c = ml_collections.ConfigDict()
+  c.algorithm = "cyclegan"
+  c.dataset = "bundled:digit_pair"  # unpaired domains: bundled:digit_pair, folder:<path>,
+  #                                   tfds:cycle_gan/<pair>
+  c.image_size = 256         # the training crop
+  c.load_size = 286          # images are resized to load_size, then randomly cropped
+  c.flip = True              # random horizontal flips
+  c.channels = 3
+  c.seed = 0
+
+  # Networks (models/cyclegan.py).
+  c.g_width = 64
+  c.num_blocks = 9           # residual blocks of the generators (6 for small images)
+  c.d_width = 64
+  c.d_layers = 3             # 3: the 70x70 PatchGAN
+
+  # Objective.
+  c.loss = "least_squares"   # or "non_saturating"
+  c.cycle_weight = 10.0      # lambda of the cycle-consistency L1 terms
+  c.identity_weight = 0.5    # identity L1 weight, times cycle_weight; 0 = off
+  c.pool_size = 50           # history of generated images per direction; 0 = off
+
+  # Optimisation.
+  c.batch_size = 1           # global
+  c.num_train_steps = 200_000
+  c.lr = 2e-4
+  c.beta1 = 0.5
+  c.beta2 = 0.999
+  c.lr_decay_start = 0.5     # fraction of the run after which lr falls linearly to 0
+  c.ema_decay = 0.0          # > 0: translate and sample with an EMA of the generators
+
+  # Data.
+  c.tfds_data_dir = ""
+  c.shuffle_buffer = 1_000
+
+  # Reporting and checkpoints.
+  c.log_every = 100
+  c.sample_every = 1000
+  c.num_samples = 8          # images per domain in the sample grids
+  c.checkpoint_every = 5000
+  c.keep_checkpoints = 3
+  return c

@@ -2,10 +2,16 @@
 
 A dataset is named by an explicit spec string:
 
-  bundled:mnist   5,000 MNIST digits (500 per class) shipped with ganjax, offline
-  tfds:<name>     a tensorflow-datasets dataset, e.g. tfds:cifar10, tfds:celeb_a
-  toy:ring        8 Gaussians on the unit circle, std 0.01 (evaluation/toy.py)
-  toy:grid        25 Gaussians on {-4, -2, 0, 2, 4}^2, std 0.05
+  bundled:mnist       5,000 MNIST digits (500 per class) shipped with ganjax, offline
+  tfds:<name>         a tensorflow-datasets dataset, e.g. tfds:cifar10, tfds:celeb_a
+  toy:ring            8 Gaussians on the unit circle, std 0.01 (evaluation/toy.py)
+  toy:grid            25 Gaussians on {-4, -2, 0, 2, 4}^2, std 0.05
+
+Unpaired two-domain data, for CycleGAN (see "Unpaired two-domain data" below):
+
+  bundled:digit_pair  two domains made from the bundled digits, offline (digit_pair)
+  folder:<path>       your images in <path>/trainA/ and <path>/trainB/ (and testA/, testB/)
+  tfds:cycle_gan/<pair>  tensorflow-datasets' cycle_gan pairs, e.g. horse2zebra
 
 Toy batches hold 2D points, `image` float32 [B, 2], with the mixture
 component as `label`; fresh samples every step.
@@ -14,7 +20,8 @@ Every batch is a dict of numpy arrays, `image` float32 [B, H, W, C] in [-1, 1]
 and `label` int32 [B], where B is this host's share of the global batch (the
 global batch divided by the number of processes). For in-memory sources batch
 t is a pure function of (seed, t), the same whatever the number of hosts, so a
-resumed run sees exactly the batches it would have seen.
+resumed run sees exactly the batches it would have seen. Unpaired batches are
+{"image_a", "image_b"} instead, float32 [B, H, W, C] in [-1, 1], without labels.
 
 TensorFlow and tensorflow-datasets are imported only for `tfds:` specs.
 """
@@ -22,6 +29,7 @@ TensorFlow and tensorflow-datasets are imported only for `tfds:` specs.
 import dataclasses
 import functools
 import importlib.resources
+import os
 import socket
 from collections.abc import Callable, Iterator
 
@@ -29,22 +37,22 @@ import numpy as np
 
 from ganjax.errors import GanjaxError
 
-BUNDLED = ("mnist",)
+BUNDLED = ("mnist", "digit_pair")
 TOY = ("ring", "grid")
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-  kind: str  # "bundled", "tfds" or "toy"
+  kind: str  # "bundled", "tfds", "toy" or "folder"
   name: str
 
 
 def parse_spec(spec: str) -> Spec:
   kind, sep, name = spec.partition(":")
-  if not sep or not name or kind not in ("bundled", "tfds", "toy"):
+  if not sep or not name or kind not in ("bundled", "tfds", "toy", "folder"):
     raise GanjaxError(
-        f"dataset={spec!r} is not a dataset spec; use bundled:mnist,"
-        " tfds:<name> (e.g. tfds:cifar10), toy:ring or toy:grid")
+        f"dataset={spec!r} is not a dataset spec; use bundled:mnist, bundled:digit_pair,"
+        " tfds:<name> (e.g. tfds:cifar10), folder:<path>, toy:ring or toy:grid")
   if kind == "bundled" and name not in BUNDLED:
     raise GanjaxError(f"dataset={spec!r}: no bundled dataset {name!r}; bundled:"
                       f" {', '.join(BUNDLED)}")
@@ -184,12 +192,67 @@ def _network_reachable(timeout: float = 3.0) -> bool:
     return False
 
 
-def _not_available(spec: str, data_dir: str, why: str) -> GanjaxError:
+def _not_available(spec: str, data_dir: str, why: str,
+                   offline: str = "bundled:mnist") -> GanjaxError:
   return GanjaxError(
       f"dataset {spec} is not prepared in {data_dir} and {why}; prepare it where"
       f" there is a network (`tfds build {spec[5:]}`) and point TFDS_DATA_DIR (or"
-      " --config.tfds_data_dir) at it, or train offline with"
-      " --config.dataset=bundled:mnist")
+      f" --config.tfds_data_dir) at it, or train offline with"
+      f" --config.dataset={offline}")
+
+
+def _tfds_builder(name: str, data_dir: str | None):
+  """The tfds builder of `name` ("cifar10", "cycle_gan/horse2zebra"); a GanjaxError if unknown."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  spec = f"tfds:{name}"
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise GanjaxError(f"dataset={spec!r}: tensorflow-datasets has no dataset {name!r};"
+                      " see `tfds.list_builders()`") from e
+  except ValueError as e:
+    if "BuilderConfig" not in str(e) or "/" not in name:
+      raise
+    base, _, config_name = name.partition("/")
+    try:
+      known = ", ".join(tfds.builder_cls(base).builder_configs)
+    except Exception:  # pylint: disable=broad-except
+      known = f"see tfds.builder({base!r}).builder_configs"
+    raise GanjaxError(f"dataset={spec!r}: tensorflow-datasets' {base} has no config"
+                      f" {config_name!r}; use one of: {known}") from e
+
+
+def _tfds_split(builder, spec: str, split: str, *, seed: int, shuffle_files: bool = True,
+                process_index: int = 0, process_count: int = 1,
+                offline: str = "bundled:mnist"):
+  """This host's slice of `split`, downloading the dataset when it is not prepared.
+
+  Offline, a dataset that is not prepared is one GanjaxError naming the fix
+  (`offline` is the offline dataset it suggests instead).
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  host_split = tfds.split_for_jax_process(split, process_index=process_index,
+                                          process_count=process_count)
+  read_config = tfds.ReadConfig(shuffle_seed=seed)
+
+  def as_dataset():
+    return builder.as_dataset(split=host_split, shuffle_files=shuffle_files,
+                              read_config=read_config)
+
+  try:
+    return as_dataset()
+  except (AssertionError, FileNotFoundError) as e:  # raised when not prepared
+    if builder.is_prepared():
+      raise
+    where = builder.data_dir_root
+    if not _network_reachable():
+      raise _not_available(spec, where, "there is no network to download it", offline) from e
+    try:
+      builder.download_and_prepare()
+    except Exception as download_error:  # any failure of the download is the user's to fix
+      raise _not_available(spec, where, f"downloading it failed ({download_error})",
+                           offline) from e
+    return as_dataset()
 
 
 def tfds_dataset(name: str, *, split: str, image_size: int, channels: int,
@@ -205,35 +268,12 @@ def tfds_dataset(name: str, *, split: str, image_size: int, channels: int,
   offline it is one GanjaxError naming the fix.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")  # keep TensorFlow off the accelerators
 
   spec = f"tfds:{name}"
-  try:
-    builder = tfds.builder(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise GanjaxError(f"dataset={spec!r}: tensorflow-datasets has no dataset {name!r};"
-                      " see `tfds.list_builders()`") from e
-  host_split = tfds.split_for_jax_process(split, process_index=process_index,
-                                          process_count=process_count)
-  read_config = tfds.ReadConfig(shuffle_seed=seed)
-
-  def as_dataset():
-    return builder.as_dataset(split=host_split, shuffle_files=True, read_config=read_config)
-
-  try:
-    ds = as_dataset()
-  except (AssertionError, FileNotFoundError) as e:  # raised when not prepared
-    if builder.is_prepared():
-      raise
-    where = builder.data_dir_root
-    if not _network_reachable():
-      raise _not_available(spec, where, "there is no network to download it") from e
-    try:
-      builder.download_and_prepare()
-    except Exception as download_error:  # any failure of the download is the user's to fix
-      raise _not_available(spec, where, f"downloading it failed ({download_error})") from e
-    ds = as_dataset()
+  builder = _tfds_builder(name, data_dir)
+  ds = _tfds_split(builder, spec, split, seed=seed, process_index=process_index,
+                   process_count=process_count)
 
   if "image" not in builder.info.features:
     raise GanjaxError(f"dataset={spec!r} has no 'image' feature; ganjax trains on images")
@@ -266,6 +306,452 @@ def tfds_dataset(name: str, *, split: str, image_size: int, channels: int,
 
 
 # ----------------------------------------------------------------------------
+# Unpaired two-domain data (CycleGAN).
+#
+# A batch holds examples of domain A and of domain B, in independent orders:
+# {"image_a": float32 [B, H, W, C], "image_b": float32 [B, H, W, C]} in [-1, 1].
+# Preprocessing is the reference code's "resize_and_crop" (Zhu et al.): every
+# image is resized to load_size x load_size (bicubic), then each example of a
+# batch is a random image_size x image_size crop, mirrored left-right with
+# probability 1/2 when config.flip. Evaluation, translation and sample grids
+# take the centre crop, unmirrored (`unpaired_images`, `preview_examples`).
+#
+# Config keys read: dataset, image_size, channels, batch_size, seed,
+# load_size (default image_size), flip (default False), and for tfds:
+# tfds_data_dir, shuffle_buffer.
+
+DOMAINS = ("a", "b")
+SPLITS = ("train", "test")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+DIGIT_PAIR_STROKE = (255, 176, 0)    # amber
+DIGIT_PAIR_BACKGROUND = (16, 32, 96)  # dark blue
+
+
+def is_unpaired(spec: str | Spec) -> bool:
+  """Whether a dataset spec names unpaired two-domain data (batches image_a, image_b).
+
+  True for bundled:digit_pair, folder:<path> and tfds:cycle_gan[/<pair>]; a
+  malformed spec is parse_spec's GanjaxError.
+  """
+  spec = spec if isinstance(spec, Spec) else parse_spec(spec)
+  return (spec.kind == "folder"
+          or (spec.kind == "bundled" and spec.name == "digit_pair")
+          or (spec.kind == "tfds" and (spec.name == "cycle_gan"
+                                       or spec.name.startswith("cycle_gan/"))))
+
+
+def _check_split_and_domain(split: str, domain: str) -> str:
+  if split not in SPLITS:
+    raise ValueError(f"split={split!r}: use 'train' or 'test'")
+  if domain.lower() not in DOMAINS:
+    raise ValueError(f"domain={domain!r}: use 'a' or 'b'")
+  return domain.lower()
+
+
+def _sizes(config) -> tuple[int, int]:
+  """(load_size, image_size): images are resized to load_size, then cropped to image_size."""
+  load_size, image_size = config.get("load_size", config.image_size), config.image_size
+  if load_size < image_size:
+    raise GanjaxError(f"load_size={load_size} is smaller than image_size={image_size};"
+                      f" images are resized to load_size, then cropped: set"
+                      f" --config.load_size={image_size} or more")
+  return load_size, image_size
+
+
+def centre_crop(images: np.ndarray, size: int) -> np.ndarray:
+  """The central size x size window of images [N, H, W, C]."""
+  top, left = (images.shape[1] - size) // 2, (images.shape[2] - size) // 2
+  return images[:, top:top + size, left:left + size]
+
+
+# bundled:digit_pair ---------------------------------------------------------
+
+
+def thicken(digits: np.ndarray) -> np.ndarray:
+  """A 3x3 grey dilation of uint8 images [N, H, W]: the max over the 9 one-pixel shifts."""
+  h, w = digits.shape[1:]
+  padded = np.pad(digits, ((0, 0), (1, 1), (1, 1)))
+  return functools.reduce(np.maximum, [padded[:, i:i + h, j:j + w]
+                                       for i in range(3) for j in range(3)])
+
+
+def colourise(grey: np.ndarray) -> np.ndarray:
+  """uint8 [N, H, W] intensities -> uint8 RGB [N, H, W, 3]: 0 dark blue, 255 amber."""
+  background = np.array(DIGIT_PAIR_BACKGROUND, np.float32)
+  stroke = np.array(DIGIT_PAIR_STROKE, np.float32)
+  t = grey[..., None].astype(np.float32) / 255.0
+  return np.round(background + t * (stroke - background)).astype(np.uint8)
+
+
+@functools.cache
+def digit_pair(image_size: int = 32, split: str = "train"):
+  """The two domains of bundled:digit_pair: (a_images, a_labels, b_images, b_labels).
+
+  Made from the bundled MNIST subset (5,000 digits): domain A is the examples
+  of even index, plain white digits on black; domain B is the examples of odd
+  index, drawn differently: strokes thickened by a 3x3 grey dilation and
+  coloured amber (255, 176, 0) on a dark blue (16, 32, 96) background. Images
+  are uint8 RGB [N, image_size, image_size, 3], padded 28 -> 32 like
+  fit_mnist (and resized from 32 for other sizes); labels are the digit classes,
+  int32 [N], so a translation can be checked to keep the class. In each half
+  the last 10% of each class (25 digits, 250 in all) is the `test` split, the
+  rest (2,250) `train`. The arrays are cached and read-only.
+  """
+  _check_split_and_domain(split, "a")
+  digits, labels = _load_bundled_mnist()
+  out = []
+  for half in (0, 1):
+    d, l = digits[half::2], labels[half::2]
+    # Each example's rank among the examples of its class in this half.
+    rank = np.empty(len(l), np.int64)
+    for c in np.unique(l):
+      rank[l == c] = np.arange(np.sum(l == c))
+    count = np.bincount(l)[l]
+    test = rank >= count - count // 10
+    part = ~test if split == "train" else test
+    d, l = d[part], l[part].copy()
+    if half == 0:
+      images = np.repeat(fit_mnist(d, image_size)[..., None], 3, axis=-1)
+    else:
+      images = colourise(fit_mnist(thicken(d), image_size))
+    for array in (images, l):
+      array.setflags(write=False)
+    out += [images, l]
+  return tuple(out)
+
+
+# folder:<path> --------------------------------------------------------------
+
+
+def _domain_dir(spec: Spec, split: str, domain: str) -> str:
+  """<path>/<split><A|B>, or a GanjaxError naming what is missing."""
+  where = f"dataset='folder:{spec.name}'"
+  root = os.path.abspath(os.path.expanduser(spec.name))
+  if not os.path.isdir(root):
+    what = "is not a directory" if os.path.exists(root) else "does not exist"
+    raise GanjaxError(f"{where}: {root} {what}; point folder:<path> at a directory"
+                      " holding trainA/ and trainB/ (optionally testA/, testB/) of images")
+  name = f"{split}{domain.upper()}"
+  path = os.path.join(root, name)
+  if not os.path.isdir(path):
+    hint = ("unpaired data needs trainA/ and trainB/" if split == "train"
+            else "or evaluate on the train split")
+    raise GanjaxError(f"{where}: {root} has no {name}/ folder; put domain {domain.upper()}'s"
+                      f" {split} images in {path} ({hint})")
+  return path
+
+
+def _image_files(spec: Spec, directory: str, domain: str) -> list[str]:
+  """The image files of a domain folder, sorted by name (hidden files skipped)."""
+  names = sorted(n for n in os.listdir(directory)
+                 if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")
+                 and os.path.isfile(os.path.join(directory, n)))
+  if not names:
+    raise GanjaxError(f"dataset='folder:{spec.name}': {directory} holds no image files"
+                      f" ({', '.join(IMAGE_EXTENSIONS)}); put domain {domain.upper()}'s"
+                      " images there")
+  return [os.path.join(directory, n) for n in names]
+
+
+def _read_image(where: str, path: str, size: int, channels: int) -> np.ndarray:
+  """One image file -> uint8 [size, size, channels], resized bicubically (reads, never writes)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  try:
+    with Image.open(path) as im:
+      im.load()
+      mode = im.mode
+      if mode in ("I", "F") or mode.startswith("I;"):
+        raise GanjaxError(f"{where}: {path} has 16-bit or float pixels (mode {mode}), which"
+                          " ganjax does not rescale; save it as an 8-bit image")
+      rgb = np.asarray(im.convert("RGB"))
+  except GanjaxError:
+    raise
+  except Exception as e:  # any failure to decode is a bad file of the user's
+    why = " ".join(str(e).split()) or type(e).__name__
+    raise GanjaxError(f"{where}: cannot read the image {path} ({why}); replace or remove"
+                      " that file") from e
+  if channels == 1:
+    if not (np.array_equal(rgb[..., 0], rgb[..., 1])
+            and np.array_equal(rgb[..., 0], rgb[..., 2])):
+      raise GanjaxError(f"{where}: {path} is a colour image but channels=1; set"
+                        " --config.channels=3 (or make every image greyscale)")
+    pixels = Image.fromarray(rgb[..., 0])
+  else:
+    pixels = Image.fromarray(rgb)
+  resized = np.asarray(pixels.resize((size, size), Image.BICUBIC))
+  return resized.reshape(size, size, channels)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_images(where: str, files: tuple, size: int, channels: int) -> np.ndarray:
+  # `files` holds (path, size, mtime) so that a changed file is read again.
+  from concurrent import futures  # pylint: disable=g-import-not-at-top
+  with futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+    images = np.stack(list(pool.map(lambda f: _read_image(where, f[0], size, channels), files)))
+  images.setflags(write=False)
+  return images
+
+
+def folder_images(spec: Spec, split: str, domain: str, load_size: int,
+                  channels: int) -> np.ndarray:
+  """All images of <path>/<split><A|B>, uint8 [N, load_size, load_size, channels].
+
+  Files ending in .png, .jpg, .jpeg, .bmp or .webp (any case), sorted by name,
+  are decoded with PIL, converted to RGB (channels=3: grey images repeated,
+  alpha dropped) or kept grey (channels=1, where a colour image is an error),
+  and resized to load_size x load_size, bicubic. The user's files are only read.
+  """
+  domain = _check_split_and_domain(split, domain)
+  where = f"dataset='folder:{spec.name}'"
+  if channels not in (1, 3):
+    raise GanjaxError(f"channels={channels}: {where} loads images as RGB (channels=3) or"
+                      " greyscale (channels=1); set --config.channels=3")
+  files = _image_files(spec, _domain_dir(spec, split, domain), domain)
+  stamped = tuple((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files)
+  return _read_images(where, stamped, load_size, channels)
+
+
+# In-memory sources: bundled:digit_pair and folder:<path> -------------------------
+
+
+def _loaded_images(config, spec: Spec, split: str, domain: str) -> np.ndarray:
+  """The uint8 images of an in-memory domain at load_size, before any cropping."""
+  load_size, _ = _sizes(config)
+  if spec.kind == "folder":
+    return folder_images(spec, split, domain, load_size, config.channels)
+  a_images, _, b_images, _ = digit_pair(load_size, split)
+  images = a_images if domain == "a" else b_images
+  return match_channels(images, config.channels, f"dataset={config.dataset!r}")
+
+
+class UnpairedArraySource:
+  """Unpaired batches of two in-memory domains, a pure function of (seed, step).
+
+  Each domain runs through its own endless sequence of epochs, each visiting
+  all of the domain's examples in an order drawn from (seed, 1, domain, epoch),
+  so A and B are paired independently of each other; global batch t takes
+  examples t*B .. t*B + B - 1 of each sequence. Each example is cropped to
+  crop_size at an offset, and (when `flip`) mirrored with probability 1/2,
+  drawn for the whole global batch from (seed, 2, domain, t). Host p of P
+  returns rows [p*B/P, (p+1)*B/P) of the global batch.
+  """
+
+  def __init__(self, images_a: np.ndarray, images_b: np.ndarray, global_batch_size: int,
+               seed: int, crop_size: int, flip: bool, process_index: int = 0,
+               process_count: int = 1):
+    assert global_batch_size % process_count == 0, (global_batch_size, process_count)
+    self.images = {"a": images_a, "b": images_b}
+    for images in self.images.values():
+      assert images.shape[1] >= crop_size and images.shape[2] >= crop_size, images.shape
+    self.global_batch_size = global_batch_size
+    local = global_batch_size // process_count
+    self.local = slice(process_index * local, (process_index + 1) * local)
+    self.seed, self.crop_size, self.flip = seed, crop_size, flip
+
+  @functools.lru_cache(maxsize=8)
+  def _order(self, domain: str, epoch: int) -> np.ndarray:
+    rng = np.random.default_rng([self.seed, 1, DOMAINS.index(domain), epoch])
+    return rng.permutation(len(self.images[domain]))
+
+  def indices(self, domain: str, step: int) -> np.ndarray:
+    """The example indices of domain `domain` in global batch `step`, int [global batch]."""
+    n = len(self.images[domain])
+    epoch, within = np.divmod(step * self.global_batch_size + np.arange(self.global_batch_size), n)
+    out = np.empty(self.global_batch_size, np.int64)
+    for e in np.unique(epoch):
+      out[epoch == e] = self._order(domain, int(e))[within[epoch == e]]
+    return out
+
+  def augmentation(self, domain: str, step: int):
+    """(tops, lefts, flips) of the crops of global batch `step`, each [global batch]."""
+    rng = np.random.default_rng([self.seed, 2, DOMAINS.index(domain), step])
+    _, h, w, _ = self.images[domain].shape
+    g = self.global_batch_size
+    tops = rng.integers(0, h - self.crop_size + 1, g)
+    lefts = rng.integers(0, w - self.crop_size + 1, g)
+    flips = (rng.random(g) < 0.5) & self.flip
+    return tops, lefts, flips
+
+  def domain_batch(self, domain: str, step: int) -> np.ndarray:
+    images, c = self.images[domain], self.crop_size
+    rows = zip(self.indices(domain, step)[self.local],
+               *(x[self.local] for x in self.augmentation(domain, step)))
+    out = np.stack([images[i, t:t + c, l:l + c, :][:, ::-1 if f else 1]
+                    for i, t, l, f in rows])
+    return to_unit_range(out)
+
+  def batch(self, step: int) -> dict[str, np.ndarray]:
+    return {"image_a": self.domain_batch("a", step), "image_b": self.domain_batch("b", step)}
+
+  iterate = ArraySource.iterate
+
+
+# tfds:cycle_gan/<pair> ------------------------------------------------------
+
+
+def tf_resize_and_crop(image, *, load_size: int, image_size: int, channels: int,
+                       seed=None, flip: bool = False):
+  """The reference preprocessing of one uint8 image [h, w, c] -> uint8 [S, S, channels].
+
+  Resizes to load_size x load_size (bicubic, antialiased, rounded back to
+  uint8 as PIL does), then crops image_size x image_size: a random window drawn
+  from the stateless `seed` (int [2]), mirrored left-right with probability
+  1/2 when `flip`; with seed None the centre window, unmirrored.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if channels == 3 and image.shape[-1] == 1:
+    image = tf.image.grayscale_to_rgb(image)
+  image = tf.image.resize(image, (load_size, load_size), method="bicubic", antialias=True)
+  image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+  if seed is None:
+    offset = (load_size - image_size) // 2
+    return image[offset:offset + image_size, offset:offset + image_size]
+  crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  image = tf.image.stateless_random_crop(image, (image_size, image_size, channels), crop_seed)
+  if flip:
+    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+  return image
+
+
+def _tfds_unpaired_builder(name: str, channels: int, data_dir: str | None):
+  builder = _tfds_builder(name, data_dir)
+  spec = f"tfds:{name}"
+  features = builder.info.features
+  if "image" not in features:
+    raise GanjaxError(f"dataset={spec!r} has no 'image' feature; ganjax trains on images")
+  have = features["image"].shape[-1]
+  if have not in (channels, None) and not (have == 1 and channels == 3):
+    raise GanjaxError(f"{spec} has {have} channels but channels={channels};"
+                      f" set --config.channels={have}")
+  return builder
+
+
+def tfds_unpaired_dataset(name: str, *, split: str = "train", image_size: int,
+                          load_size: int, flip: bool, channels: int, local_batch_size: int,
+                          seed: int, data_dir: str | None = None, shuffle_buffer: int = 1_000,
+                          process_index: int = 0, process_count: int = 1):
+  """Unpaired batches of a tfds cycle_gan pair: a tf.data.Dataset of this host's
+  {"image_a", "image_b"} float32 [B, S, S, C] in [-1, 1].
+
+  Splits <split>A and <split>B, each read per host (`tfds.split_for_jax_process`),
+  shuffled and repeated on its own (seeds drawn from `seed`), preprocessed by
+  `tf_resize_and_crop` with a stateless seed per example, then zipped, batched
+  and prefetched. Not prepared and offline: one GanjaxError naming the fix.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")  # keep TensorFlow off the accelerators
+  builder = _tfds_unpaired_builder(name, channels, data_dir)
+  spec = f"tfds:{name}"
+  seeds = np.random.default_rng(seed).integers(2**31, size=(2, 3))
+  options = tf.data.Options()
+  options.deterministic = True
+  domains = []
+  for letter, (files_seed, shuffle_seed, crop_seed) in zip("AB", seeds.tolist()):
+    ds = _tfds_split(builder, spec, f"{split}{letter}", seed=files_seed,
+                     process_index=process_index, process_count=process_count,
+                     offline="bundled:digit_pair")
+    ds = (ds.with_options(options).map(lambda example: example["image"])
+          .shuffle(shuffle_buffer, seed=shuffle_seed).repeat())
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))
+
+    def preprocess(image, k, crop_seed=crop_seed):
+      return tf_resize_and_crop(image, load_size=load_size, image_size=image_size,
+                                channels=channels, flip=flip,
+                                seed=tf.stack([tf.constant(crop_seed, tf.int64), k]))
+
+    domains.append(ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE))
+
+  def to_float(a, b):
+    scale = lambda x: tf.cast(x, tf.float32) * (2.0 / 255.0) - 1.0  # noqa: E731
+    return {"image_a": scale(a), "image_b": scale(b)}
+
+  return (tf.data.Dataset.zip(tuple(domains))
+          .batch(local_batch_size, drop_remainder=True)
+          .map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+          .prefetch(tf.data.AUTOTUNE))
+
+
+def _tfds_unpaired_images(config, spec: Spec, split: str, domain: str,
+                          limit: int | None = None) -> np.ndarray:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+  load_size, image_size = _sizes(config)
+  builder = _tfds_unpaired_builder(spec.name, config.channels,
+                                   config.get("tfds_data_dir") or None)
+  ds = _tfds_split(builder, f"tfds:{spec.name}", f"{split}{domain.upper()}", seed=0,
+                   shuffle_files=False, offline="bundled:digit_pair")
+  if limit is not None:
+    ds = ds.take(limit)
+  ds = ds.map(lambda example: tf_resize_and_crop(
+      example["image"], load_size=load_size, image_size=image_size, channels=config.channels))
+  return np.stack(list(ds.as_numpy_iterator()))
+
+
+# Entry points ---------------------------------------------------------------
+
+
+def unpaired_images(config, split: str, domain: str) -> np.ndarray:
+  """All images of one domain ("a" or "b") of a split ("train" or "test"), uint8 [N, S, S, C].
+
+  Preprocessed as for training (resized to load_size) but centre-cropped to
+  image_size and never mirrored: the inputs of evaluation and translation.
+  For bundled:digit_pair they are in the order of `digit_pair(load_size,
+  split)`'s labels. tfds: specs read the whole split into memory.
+  """
+  domain = _check_split_and_domain(split, domain)
+  spec = parse_spec(config.dataset)
+  if not is_unpaired(spec):
+    raise GanjaxError(f"dataset={config.dataset!r} is not unpaired two-domain data; use"
+                      " bundled:digit_pair, folder:<path> or tfds:cycle_gan/<pair>")
+  if spec.kind == "tfds":
+    return _tfds_unpaired_images(config, spec, split, domain)
+  return centre_crop(_loaded_images(config, spec, split, domain), config.image_size)
+
+
+def preview_examples(config, n: int) -> dict[str, np.ndarray]:
+  """Fixed real images for sample grids: {"a": ..., "b": ...}, float32 [<= n, S, S, C] in [-1, 1].
+
+  The first n centre-cropped test images of each domain; the train images
+  where a folder: dataset has no test folder.
+  """
+  spec = parse_spec(config.dataset)
+  out = {}
+  for domain in DOMAINS:
+    split = "test"
+    if spec.kind == "folder":
+      test_dir = os.path.join(os.path.expanduser(spec.name), "test" + domain.upper())
+      split = "test" if os.path.isdir(test_dir) else "train"
+    if spec.kind == "tfds":
+      images = _tfds_unpaired_images(config, spec, split, domain, limit=n)
+    else:
+      images = unpaired_images(config, split, domain)[:n]
+    out[domain] = to_unit_range(images)
+  return out
+
+
+def _unpaired_batches(config, spec: Spec, *, start_step: int, process_index: int,
+                      process_count: int, per_step) -> Iterator[dict[str, np.ndarray]]:
+  load_size, image_size = _sizes(config)
+  flip = bool(config.get("flip", False))
+  if spec.kind == "tfds":
+    # As for tfds_dataset: a resumed run reshuffles with a seed from (seed, start_step).
+    seed = int(np.random.default_rng([config.seed, start_step]).integers(2**31))
+    ds = tfds_unpaired_dataset(spec.name, split="train", image_size=image_size,
+                               load_size=load_size, flip=flip, channels=config.channels,
+                               local_batch_size=config.batch_size // process_count, seed=seed,
+                               data_dir=config.get("tfds_data_dir") or None,
+                               shuffle_buffer=config.get("shuffle_buffer", 1_000),
+                               process_index=process_index, process_count=process_count)
+    return _group(ds.as_numpy_iterator(), start_step, per_step)
+  source = UnpairedArraySource(_loaded_images(config, spec, "train", "a"),
+                               _loaded_images(config, spec, "train", "b"),
+                               config.batch_size, config.seed, image_size, flip,
+                               process_index, process_count)
+  first = sum(per_step(t) for t in range(start_step))
+  return _group(source.iterate(first), start_step, per_step)
+
+
+# ----------------------------------------------------------------------------
 # The entry point used by the training loop.
 
 
@@ -277,13 +763,17 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
 
   The batch of step t stacks `per_step(t)` consecutive batches on a leading
   axis (the critic updates of one generator iteration):
-  image [per_step(t), B, H, W, C], label [per_step(t), B].
+  image [per_step(t), B, H, W, C], label [per_step(t), B]; for unpaired data
+  (`is_unpaired`) image_a and image_b [per_step(t), B, H, W, C], no labels.
   """
   spec = parse_spec(config.dataset)
   if config.batch_size % process_count:
     raise GanjaxError(f"batch_size={config.batch_size} does not divide by the"
                       f" {process_count} processes; use a multiple of {process_count}")
   check_labels(config, spec)
+  if is_unpaired(spec):
+    return _unpaired_batches(config, spec, start_step=start_step, process_index=process_index,
+                             process_count=process_count, per_step=per_step)
   if spec.kind in ("bundled", "toy"):
     if spec.kind == "toy":
       if config.channels != 2:
@@ -312,7 +802,9 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
 def num_classes(spec: Spec, data_dir: str | None = None) -> int | None:
   """The number of classes of a dataset's labels, or None if it has none."""
   if spec.kind == "bundled":
-    return 10
+    return 10  # bundled:digit_pair keeps the digits' classes too (see digit_pair)
+  if spec.kind == "folder":
+    return None
   if spec.kind == "toy":
     return 8 if spec.name == "ring" else 25
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -327,6 +819,10 @@ def check_labels(config, spec: Spec) -> None:
   """A conditional model needs labels with exactly config.num_classes classes."""
   if not config.get("num_classes"):
     return
+  if is_unpaired(spec):
+    raise GanjaxError(f"num_classes={config.num_classes} but dataset={config.dataset!r} is"
+                      " unpaired two-domain data, whose batches carry no labels; set"
+                      " --config.num_classes=0")
   have = num_classes(spec, config.tfds_data_dir or None)
   if have is None:
     raise GanjaxError(f"num_classes={config.num_classes} but dataset={config.dataset!r}"

@@ -96,3 +96,14 @@ OBJECTIVES = {
 }
 # Objectives whose real target can be smoothed (one-sided label smoothing).
 SMOOTHABLE = ("non_saturating", "minimax", "least_squares")
+
+
+def mean_squared_error(outputs, target: float):
+  """E[(outputs - target)^2]: the least-squares GAN terms as CycleGAN's reference writes
+  them (torch.nn.MSELoss), without LSGAN's factor 1/2."""
+  return jnp.mean((outputs - target) ** 2)
+
+
+def l1(x, y):
+  """E|x - y|, the cycle-consistency and identity losses of CycleGAN (Zhu et al. 2017)."""
+  return jnp.mean(jnp.abs(x - y))

@@ -157,7 +157,7 @@ def train_and_evaluate(config, workdir: str):
                                       batch_axis=1)
   preview = jax.jit(functools.partial(algorithm.preview, config))
   examples = (data.preview_examples(config, config.num_samples)
-              if getattr(data, "is_unpaired", lambda _: False)(config.dataset) else None)  # TEMP
+              if data.is_unpaired(config.dataset) else None)
   preview_inputs, columns = algorithm.preview_inputs(config, examples)
   preview_inputs = parallel.replicate(preview_inputs, mesh)
   writer = logs.MetricWriter(workdir, lead)

@@ -60,7 +60,8 @@ def test_unbuildable_image_size_is_refused(size):
     (5, (2, 2), "SAME", 4),
     (5, (2, 2), "VALID", 4),
     (6, (3, 3), ((1, 2), (0, 3)), 6),   # odd pads, stride 3
-    (7, (2, 2), ((1, 1), (2, 2)), 3),   # kernel not a multiple of the stride: fallback
+    (7, (2, 2), ((1, 1), (2, 2)), 3),   # an odd output size: the lax.conv_transpose fallback
+    (6, (2, 2), ((1, 2), (1, 2)), 3),   # CycleGAN: PyTorch k3 s2 p1 output_padding 1
     (1, (1, 1), "VALID", 4),            # DCGAN's first layer: 1x1 -> 4x4
 ])
 def test_phase_conv_transpose_matches_flax(in_size, strides, padding, kernel):

@@ -1,5 +1,5 @@
-"""Algorithm families; each module exposes validate, init, train_step, sample, latent
-and critic_iterations."""
+"""Algorithm families; each module exposes validate, init, train_step, critic_iterations,
+preview_inputs and preview (GAN-family modules also latent and sample; cyclegan translate)."""
 
 import importlib
 
@@ -9,6 +9,7 @@ ALGORITHMS = {
     "gan": "ganjax.algorithms.gan",
     "wgan": "ganjax.algorithms.wgan",
     "wgan_gp": "ganjax.algorithms.wgan",
+    "cyclegan": "ganjax.algorithms.cyclegan",
 }
 
 

@@ -21,7 +21,9 @@ of the s-dilated input computes y[o] = sum_k xd[o + k] K[k], where
 xd[j] = x[(j - lo) / s] when that is an integer index and 0 otherwise. For
 output phase r (o = s*m + r) only the taps k = k_r + s*t contribute, with
 k_r = (lo - r) mod s, and they read x[m + (r + k_r - lo) / s + t]: an ordinary
-stride-1 convolution of x with the sub-kernel K[k_r::s].
+stride-1 convolution of x with the sub-kernel K[k_r::s]. When the stride does not
+divide the kernel size the phases have different numbers of taps (PyTorch's
+ConvTranspose2d(k=3, s=2, p=1, output_padding=1), padding (1, 2) here: 2 and 1).
 """
 
 import contextlib
@@ -100,12 +102,13 @@ def transpose_pads(padding, kernel: Sequence[int], strides: Sequence[int]):
 def _phases(size: int, kernel: int, stride: int, lo: int, hi: int):
   """Output size and, per output phase, (first tap, pad lo, pad hi) of its stride-1 conv."""
   out = (size - 1) * stride + 1 + lo + hi - kernel + 1
-  if out % stride or kernel % stride:
+  if out % stride or kernel < stride:
     return out, None
-  per_phase, taps = out // stride, kernel // stride
+  per_phase = out // stride
   plan = []
   for r in range(stride):
     first = (lo - r) % stride
+    taps = -(-(kernel - first) // stride)  # len(range(first, kernel, stride)) >= 1
     offset = (r + first - lo) // stride  # the x index that output m = 0, tap t = 0 reads
     plan.append((first, -offset, per_phase + taps - 1 + offset - size))
   return out, plan
@@ -115,8 +118,8 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding):
   """`lax.conv_transpose(x, kernel, strides, padding)` (NHWC, HWIO, unflipped kernel) by phases.
 
   Falls back to `lax.conv_transpose` at stride 1 (already an ordinary
-  convolution) and where the phase form does not apply (a kernel size or an
-  output size that is not a multiple of the stride).
+  convolution) and where the phase form does not apply (a kernel smaller than
+  the stride, or an output size that is not a multiple of the stride).
   """
   strides = tuple(strides)
   pads = transpose_pads(padding, kernel.shape[:2], strides)

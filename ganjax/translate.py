@@ -1,0 +1,120 @@
+"""Translates images with a trained CycleGAN.
+
+  python -m ganjax.translate --workdir runs/cyclegan --input photos/ --output out/ \\
+      [--direction AtoB|BtoA] [--checkpoint STEP] [--overwrite]
+
+--input is an image file or a folder of them (png, jpg, jpeg, bmp, webp). Each
+image is translated at its own size when the generator accepts it (height and
+width divisible by 4); other sizes are resized to the nearest that are, and
+the tool says so. The outputs are PNGs named after the inputs. The generators
+of the newest checkpoint are used (the EMA weights when the run kept them).
+Existing files are never overwritten without --overwrite, and an input is
+never overwritten.
+"""
+
+import argparse
+import os
+import sys
+
+import jax
+import numpy as np
+
+from ganjax.errors import GanjaxError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def load_run(workdir: str, checkpoint: int | None = None):
+  """(config, state, step) of a CycleGAN run's checkpoint (default: the newest)."""
+  from ganjax import train  # pylint: disable=g-import-not-at-top
+  config, state, step = train.load_run(workdir, checkpoint)
+  if config.algorithm != "cyclegan":
+    raise GanjaxError(f"{workdir} holds a {config.algorithm!r} run; translate needs a"
+                      " CycleGAN run (experiments/cyclegan.py)")
+  return config, state, step
+
+
+def list_images(path: str) -> list[str]:
+  if os.path.isfile(path):
+    return [path]
+  if not os.path.isdir(path):
+    raise GanjaxError(f"--input {path} does not exist; give an image file or a folder of images")
+  files = sorted(os.path.join(path, f) for f in os.listdir(path)
+                 if f.lower().endswith(IMAGE_SUFFIXES))
+  if not files:
+    raise GanjaxError(f"--input {path} has no image files ({', '.join(IMAGE_SUFFIXES)})")
+  return files
+
+
+def read_image(path: str, channels: int) -> np.ndarray:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  try:
+    with Image.open(path) as image:
+      return np.asarray(image.convert("L" if channels == 1 else "RGB"))
+  except OSError as e:
+    raise GanjaxError(f"cannot read the image {path} ({e}); remove or replace it") from e
+
+
+def fit_size(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+  """The image at a size the generator accepts (H and W divisible by 4, at least 8)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  h, w = image.shape[:2]
+  nh, nw = max(8, round(h / 4) * 4), max(8, round(w / 4) * 4)
+  if (nh, nw) == (h, w):
+    return image, None
+  resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BICUBIC))
+  return resized, f"resized from {w}x{h} to {nw}x{nh} (height and width must divide by 4)"
+
+
+def translate_files(workdir: str, inputs: str, output: str, direction: str = "AtoB",
+                    checkpoint: int | None = None, overwrite: bool = False) -> list[str]:
+  """Translates every image of `inputs` into `output`; returns the written paths."""
+  from ganjax.algorithms import cyclegan  # pylint: disable=g-import-not-at-top
+  from ganjax.logs import save_png  # pylint: disable=g-import-not-at-top
+  if direction not in cyclegan.DIRECTIONS:
+    raise GanjaxError(f"--direction {direction}: use AtoB or BtoA")
+  files = list_images(inputs)
+  targets = [os.path.join(output, os.path.splitext(os.path.basename(f))[0] + ".png")
+             for f in files]
+  sources = {os.path.realpath(f) for f in files}
+  for target in targets:
+    if os.path.realpath(target) in sources:
+      raise GanjaxError(f"writing {target} would overwrite an input; choose another --output")
+    if os.path.exists(target) and not overwrite:
+      raise GanjaxError(f"{target} exists; choose another --output or pass --overwrite")
+  config, state, step = load_run(workdir, checkpoint)
+  os.makedirs(output, exist_ok=True)
+  apply = jax.jit(lambda s, x: cyclegan.translate(config, s, x, direction))
+  print(f"ganjax: translating {len(files)} image(s) {direction} with the checkpoint at step"
+        f" {step} of {workdir}")
+  for source, target in zip(files, targets):
+    image, note = fit_size(read_image(source, config.channels))
+    if note:
+      print(f"ganjax: {source}: {note}")
+    x = image.astype(np.float32)[None] * (2.0 / 255.0) - 1.0
+    x = x[..., None] if x.ndim == 3 else x
+    y = np.asarray(jax.device_get(apply(state, x)))[0]
+    save_png(target, np.clip(np.rint((y + 1.0) * 127.5), 0, 255).astype(np.uint8))
+  print(f"ganjax: wrote {len(targets)} image(s) to {output}")
+  return targets
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(prog="python -m ganjax.translate", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--workdir", required=True, help="the CycleGAN run's workdir")
+  parser.add_argument("--input", required=True, help="an image file or a folder of images")
+  parser.add_argument("--output", required=True, help="the folder for the translations")
+  parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+  parser.add_argument("--checkpoint", type=int, default=None, help="a step; default the newest")
+  parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+  args = parser.parse_args(argv)
+  try:
+    translate_files(args.workdir, args.input, args.output, args.direction, args.checkpoint,
+                    args.overwrite)
+  except GanjaxError as e:
+    sys.exit(f"ganjax: error: {e}")
+
+
+if __name__ == "__main__":
+  main()
