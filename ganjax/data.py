@@ -711,8 +711,10 @@ def unpaired_images(config, split: str, domain: str) -> np.ndarray:
 def preview_examples(config, n: int) -> dict[str, np.ndarray]:
   """Fixed real images for sample grids: {"a": ..., "b": ...}, float32 [<= n, S, S, C] in [-1, 1].
 
-  The first n centre-cropped test images of each domain; the train images
-  where a folder: dataset has no test folder.
+  n centre-cropped test images of each domain, evenly spaced through the split
+  (the bundled digit pair is ordered by class: this shows every digit); the
+  train images where a folder: dataset has no test folder. tfds pairs give
+  their first n test images.
   """
   spec = parse_spec(config.dataset)
   out = {}
@@ -724,7 +726,8 @@ def preview_examples(config, n: int) -> dict[str, np.ndarray]:
     if spec.kind == "tfds":
       images = _tfds_unpaired_images(config, spec, split, domain, limit=n)
     else:
-      images = unpaired_images(config, split, domain)[:n]
+      images = unpaired_images(config, split, domain)
+      images = images[np.linspace(0, len(images) - 1, min(n, len(images))).astype(int)]
     out[domain] = to_unit_range(images)
   return out
 

@@ -356,3 +356,14 @@ def test_tfds_cycle_gan_errors(tmp_path, monkeypatch):
   with tfds.testing.mock_data(num_examples=4):
     with pytest.raises(GanjaxError, match="has 3 channels but channels=1"):
       data.make_batches(config(dataset="tfds:cycle_gan/horse2zebra", channels=1))
+
+
+def test_digit_pair_preview_spreads_over_the_classes():
+  c = config(dataset="bundled:digit_pair", image_size=32, load_size=32)
+  preview = data.preview_examples(c, 10)
+  _, a_labels, _, b_labels = data.digit_pair(32, "test")
+  test_a = data.to_unit_range(data.unpaired_images(c, "test", "a"))
+  picked = [int(np.flatnonzero((test_a == image).all(axis=(1, 2, 3)))[0])
+            for image in preview["a"]]
+  assert len(set(a_labels[picked])) == 10  # every digit, not ten zeros
+  assert preview["b"].shape == (10, 32, 32, 3) and len(set(b_labels)) == 10
