@@ -24,6 +24,11 @@ def ganjax_main(*args, cwd=ROOT):
 def test_default_workdir_names_experiment_and_preset():
   assert main.default_workdir("experiments/gan.py") == os.path.join("runs", "gan")
   assert main.default_workdir("experiments/gan.py:cifar10") == os.path.join("runs", "gan-cifar10")
+  # Presets that are dataset specs become one directory name.
+  assert main.default_workdir("experiments/cyclegan.py:folder:/data/my pair") == os.path.join(
+      "runs", "cyclegan-folder-data-my-pair")
+  assert main.default_workdir("experiments/cgan.py:cifar10,wgan_gp") == os.path.join(
+      "runs", "cgan-cifar10,wgan_gp")
 
 
 def test_command_line_run_then_resume(tmp_path):
