@@ -43,7 +43,7 @@ def main():
     algorithm = algorithms.get(config.algorithm)
     algorithm.validate(config)
     mesh = parallel.make_mesh(jax.devices()[:1])
-    start = 25 if config.critic_warmup else 0
+    start = 25 if config.get("critic_warmup") else 0
     per_step = functools.partial(algorithm.critic_iterations, config)
     batches = data.make_batches(config, start_step=start, per_step=per_step)
     state = algorithm.init(config, jax.random.PRNGKey(0), train.example_batch(config))
@@ -61,8 +61,8 @@ def main():
     jax.block_until_ready(metrics)
     per = (time.perf_counter() - t0) / args.steps
     print(f"{path}: {jax.devices()[0].device_kind}, batch {config.batch_size},"
-          f" n_critic {config.n_critic}: first step {compile_s:.1f}s, then {per:.3f} s/step"
-          f" ({config.batch_size / per:.0f} generated images/s)")
+          f" n_critic {config.get('n_critic', 1)}: first step {compile_s:.1f}s, then {per:.3f} s/step"
+          f" ({config.batch_size / per:.0f} examples/s)")
 
 
 if __name__ == "__main__":
