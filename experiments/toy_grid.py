@@ -1,6 +1,6 @@
 """The grid mixture, the mode-collapse benchmark of VEEGAN and PacGAN.
 
-Run (offline, CPU, about a minute; writes runs/toy_grid):
+Run (offline, CPU, one to two minutes; writes runs/toy_grid):
 
   python -m ganjax.main --config experiments/toy_grid.py
   python -m ganjax.main --config experiments/toy_grid.py:wgan_gp
@@ -19,7 +19,7 @@ Presets:
 
 The PacGAN and WGAN-GP references train for far longer (hundreds of
 thousands of steps at lr 1e-4); the learning rate here is raised so that a
-run ends in about a minute on a laptop CPU. runs/toy_grid/samples/ holds
+run ends in a minute or two on a laptop CPU. runs/toy_grid/samples/ holds
 scatter plots of 2,500 samples over the true means (red), the number of
 samples that VEEGAN and PacGAN score (evaluation/toy.py has their metrics).
 """
@@ -28,20 +28,6 @@ import ml_collections
 
 from ganjax import configs
 
-PRESETS = ("wgan_gp",)
-
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  if arg and arg not in PRESETS:
-    raise ValueError(f"experiments/toy_grid.py has no preset {arg!r}; presets:"
-                     f" {', '.join(PRESETS)}")
-  c = configs.adversarial()
-  c.algorithm = "gan"
-  c.loss = "non_saturating"
-  configs.toy_mixture(c, "grid", wgan_gp=arg == "wgan_gp")
-  c.g_lr = c.d_lr = 5e-4
-  c.num_train_steps = 3000
-  if arg == "wgan_gp":
-    c.gp_weight = 0.1
-    c.num_train_steps = 1000
-  return c
+  return configs.toy_mixture("grid", arg)
