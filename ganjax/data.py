@@ -453,8 +453,11 @@ def _image_files(spec: Spec, directory: str, domain: str) -> list[str]:
   return [os.path.join(directory, n) for n in names]
 
 
-def _read_image(where: str, path: str, size: int, channels: int) -> np.ndarray:
-  """One image file -> uint8 [size, size, channels], resized bicubically (reads, never writes)."""
+def decode_image(where: str, path: str, channels: int) -> np.ndarray:
+  """One image file -> uint8 [H, W, channels] at its own size (reads, never writes).
+
+  `where` starts each error message (the dataset or flag that named the file).
+  """
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:
     with Image.open(path) as im:
@@ -475,10 +478,16 @@ def _read_image(where: str, path: str, size: int, channels: int) -> np.ndarray:
             and np.array_equal(rgb[..., 0], rgb[..., 2])):
       raise GanjaxError(f"{where}: {path} is a colour image but channels=1; set"
                         " --config.channels=3 (or make every image greyscale)")
-    pixels = Image.fromarray(rgb[..., 0])
-  else:
-    pixels = Image.fromarray(rgb)
-  resized = np.asarray(pixels.resize((size, size), Image.BICUBIC))
+    return rgb[..., :1]
+  return rgb
+
+
+def _read_image(where: str, path: str, size: int, channels: int) -> np.ndarray:
+  """One image file -> uint8 [size, size, channels], resized bicubically (reads, never writes)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  pixels = decode_image(where, path, channels)
+  image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+  resized = np.asarray(image.resize((size, size), Image.BICUBIC))
   return resized.reshape(size, size, channels)
 
 

@@ -19,10 +19,8 @@ import sys
 import jax
 import numpy as np
 
+from ganjax.data import IMAGE_EXTENSIONS, decode_image
 from ganjax.errors import GanjaxError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
 
 def load_run(workdir: str, checkpoint: int | None = None):
   """(config, state, step) of a CycleGAN run's checkpoint (default: the newest)."""
@@ -40,29 +38,21 @@ def list_images(path: str) -> list[str]:
   if not os.path.isdir(path):
     raise GanjaxError(f"--input {path} does not exist; give an image file or a folder of images")
   files = sorted(os.path.join(path, f) for f in os.listdir(path)
-                 if f.lower().endswith(IMAGE_SUFFIXES))
+                 if f.lower().endswith(IMAGE_EXTENSIONS))
   if not files:
-    raise GanjaxError(f"--input {path} has no image files ({', '.join(IMAGE_SUFFIXES)})")
+    raise GanjaxError(f"--input {path} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
   return files
 
 
-def read_image(path: str, channels: int) -> np.ndarray:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  try:
-    with Image.open(path) as image:
-      return np.asarray(image.convert("L" if channels == 1 else "RGB"))
-  except OSError as e:
-    raise GanjaxError(f"cannot read the image {path} ({e}); remove or replace it") from e
-
-
 def fit_size(image: np.ndarray) -> tuple[np.ndarray, str | None]:
-  """The image at a size the generator accepts (H and W divisible by 4, at least 8)."""
+  """uint8 [H, W, C] at a size the generator accepts (H and W divisible by 4, at least 8)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   h, w = image.shape[:2]
   nh, nw = max(8, round(h / 4) * 4), max(8, round(w / 4) * 4)
   if (nh, nw) == (h, w):
     return image, None
-  resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BICUBIC))
+  pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+  resized = np.asarray(pil.resize((nw, nh), Image.BICUBIC)).reshape(nh, nw, image.shape[-1])
   return resized, f"resized from {w}x{h} to {nw}x{nh} (height and width must divide by 4)"
 
 
@@ -88,11 +78,10 @@ def translate_files(workdir: str, inputs: str, output: str, direction: str = "At
   print(f"ganjax: translating {len(files)} image(s) {direction} with the checkpoint at step"
         f" {step} of {workdir}")
   for source, target in zip(files, targets):
-    image, note = fit_size(read_image(source, config.channels))
+    image, note = fit_size(decode_image("--input", source, config.channels))
     if note:
       print(f"ganjax: {source}: {note}")
     x = image.astype(np.float32)[None] * (2.0 / 255.0) - 1.0
-    x = x[..., None] if x.ndim == 3 else x
     y = np.asarray(jax.device_get(apply(state, x)))[0]
     save_png(target, np.clip(np.rint((y + 1.0) * 127.5), 0, 255).astype(np.uint8))
   print(f"ganjax: wrote {len(targets)} image(s) to {output}")
