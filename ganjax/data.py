@@ -2,7 +2,8 @@
 
 A dataset is named by an explicit spec string:
 
-  bundled:mnist       5,000 MNIST digits (500 per class) shipped with ganjax, offline
+  bundled:mnist       MNIST digits shipped with ganjax, offline: 4,500 to train on
+                      (450 per class); 500 more held out (bundled_mnist)
   tfds:<name>         a tensorflow-datasets dataset, e.g. tfds:cifar10, tfds:celeb_a
   toy:ring            8 Gaussians on the unit circle, std 0.01 (evaluation/toy.py)
   toy:grid            25 Gaussians on {-4, -2, 0, 2, 4}^2, std 0.05
@@ -110,17 +111,55 @@ def match_channels(images: np.ndarray, channels: int, what: str) -> np.ndarray:
 
 @functools.cache
 def _load_bundled_mnist():
+  """All 5,000 bundled digits, uint8 [5000, 28, 28], and their int32 labels, by class."""
   with importlib.resources.files("ganjax.assets").joinpath("mnist_5k.npz").open("rb") as f:
     data = np.load(f)
     return data["images"], data["labels"].astype(np.int32)
 
 
-def load_bundled(name: str, image_size: int, channels: int):
-  """(uint8 images [N, S, S, C], int32 labels [N]) of a bundled dataset."""
+def held_out(labels: np.ndarray) -> np.ndarray:
+  """Which examples are held out for testing: bool [N].
+
+  The last 10% (rounded down) of each class, counting the examples of that
+  class in the order they come. The bundled digits and both halves of the
+  digit pair are split by this one rule.
+  """
+  rank = np.empty(len(labels), np.int64)  # each example's rank within its class
+  for c in np.unique(labels):
+    rank[labels == c] = np.arange(np.sum(labels == c))
+  count = np.bincount(labels)[labels]
+  return rank >= count - count // 10
+
+
+@functools.cache
+def bundled_mnist(split: str = "train", image_size: int = 32, channels: int = 1):
+  """One split of the bundled MNIST digits: (uint8 images [N, S, S, C], int32 labels [N]).
+
+  `train` holds 4,500 digits (450 per class), what bundled:mnist trains on;
+  `test` the other 500 (the last 50 of each class), held out for evaluation.
+  The test split is exactly the union of the digit pair's two test splits.
+  Images are padded 28 -> 32 (fit_mnist), resized for other sizes and repeated
+  to 3 channels where asked. The arrays are cached and read-only.
+  """
+  if split not in ("train", "test"):
+    raise ValueError(f"split={split!r}: use 'train' or 'test'")
+  digits, labels = _load_bundled_mnist()
+  part = held_out(labels) == (split == "test")
+  images = match_channels(fit_mnist(digits[part], image_size)[..., None], channels,
+                          "bundled:mnist")
+  labels = labels[part].copy()
+  for array in (images, labels):
+    array.setflags(write=False)
+  return images, labels
+
+
+def load_bundled(name: str, image_size: int, channels: int, split: str = "train"):
+  """(uint8 images [N, S, S, C], int32 labels [N]) of a bundled dataset's split.
+
+  bundled:mnist trains on its train split only (see bundled_mnist).
+  """
   assert name == "mnist", name
-  images, labels = _load_bundled_mnist()
-  images = fit_mnist(images, image_size)[..., None]
-  return match_channels(images, channels, "bundled:mnist"), labels
+  return bundled_mnist(split, image_size, channels)
 
 
 class ArraySource:
@@ -387,7 +426,7 @@ def colourise(grey: np.ndarray) -> np.ndarray:
 def digit_pair(image_size: int = 32, split: str = "train"):
   """The two domains of bundled:digit_pair: (a_images, a_labels, b_images, b_labels).
 
-  Made from the bundled MNIST subset (5,000 digits): domain A is the examples
+  Made from all 5,000 bundled MNIST digits: domain A is the examples
   of even index, plain white digits on black; domain B is the examples of odd
   index, drawn differently: strokes thickened by a 3x3 grey dilation and
   coloured amber (255, 176, 0) on a dark blue (16, 32, 96) background. Images
@@ -395,20 +434,15 @@ def digit_pair(image_size: int = 32, split: str = "train"):
   fit_mnist (and resized from 32 for other sizes); labels are the digit classes,
   int32 [N], so a translation can be checked to keep the class. In each half
   the last 10% of each class (25 digits, 250 in all) is the `test` split, the
-  rest (2,250) `train`. The arrays are cached and read-only.
+  rest (2,250) `train` (`held_out`), so the two domains together hold the
+  digits of the same split of bundled_mnist. The arrays are cached and read-only.
   """
   _check_split_and_domain(split, "a")
   digits, labels = _load_bundled_mnist()
   out = []
   for half in (0, 1):
     d, l = digits[half::2], labels[half::2]
-    # Each example's rank among the examples of its class in this half.
-    rank = np.empty(len(l), np.int64)
-    for c in np.unique(l):
-      rank[l == c] = np.arange(np.sum(l == c))
-    count = np.bincount(l)[l]
-    test = rank >= count - count // 10
-    part = ~test if split == "train" else test
+    part = held_out(l) == (split == "test")
     d, l = d[part], l[part].copy()
     if half == 0:
       images = np.repeat(fit_mnist(d, image_size)[..., None], 3, axis=-1)
