@@ -54,6 +54,8 @@ def adversarial() -> ml_collections.ConfigDict:
   c.d_lr = 2e-4              # a different d_lr than g_lr is TTUR (Heusel et al. 2017)
   c.beta1 = 0.5
   c.beta2 = 0.999
+  c.lr_decay = 0.0           # > 0: both learning rates fall linearly to 0 over this last
+  #                            fraction of the run (1.0: from the first step); 0 = constant
 
   # Data.
   c.tfds_data_dir = ""       # "" = TFDS default (TFDS_DATA_DIR or ~/tensorflow_datasets)

@@ -157,12 +157,35 @@ def models(config, axis_name: str | None = AXIS):
   return generator, discriminator
 
 
+def learning_rate(config, lr: float, updates_per_step: int = 1):
+  """`lr`, or with `lr_decay` > 0 an optax schedule over optimizer updates: constant,
+  then falling linearly to 0 over the last fraction `lr_decay` of the run.
+
+  An optimizer makes `updates_per_step` updates per generator iteration (the
+  critic: n_critic), so both networks' rates fall over the same generator
+  iterations. The extra critic updates of `critic_warmup` are not counted:
+  with it the critic's decay starts a little early.
+  """
+  fraction = config.get("lr_decay", 0.0)  # absent from the config.json of older runs
+  if not fraction:
+    return lr
+  total = config.num_train_steps * updates_per_step
+  decay = max(1, round(fraction * total))
+  return optax.join_schedules(
+      [optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, decay)], [total - decay])
+
+
 def optimizers(config):
+  if not 0.0 <= config.get("lr_decay", 0.0) <= 1.0:
+    raise GanjaxError(f"lr_decay={config.get('lr_decay')} must be in [0, 1] (the fraction"
+                      " of the run over which the learning rates fall to 0; 0 = constant)")
+
   def make(lr):
     if config.optimizer == "rmsprop":  # as torch.optim.RMSprop, which the WGAN reference uses
       return optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)
     return optax.adam(lr, b1=config.beta1, b2=config.beta2)
-  return {"generator": make(config.g_lr), "discriminator": make(config.d_lr)}
+  return {"generator": make(learning_rate(config, config.g_lr)),
+          "discriminator": make(learning_rate(config, config.d_lr, config.n_critic))}
 
 
 def latent(config, key, n: int):

@@ -1,0 +1,57 @@
+"""The `lr_decay` learning-rate schedule of the GAN-family optimizers."""
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ganjax.algorithms import gan
+from ganjax.errors import GanjaxError
+from tests.helpers import experiment_config
+
+
+def toy_config(**overrides):
+  config = experiment_config("toy_ring")
+  config.update(overrides)
+  return config
+
+
+def test_the_default_is_a_constant_rate():
+  config = experiment_config("gan")
+  assert config.lr_decay == 0.0
+  assert gan.learning_rate(config, 2e-4) == 2e-4
+
+
+def test_the_rate_is_constant_then_falls_linearly_to_zero():
+  config = toy_config(num_train_steps=10, lr_decay=0.4, n_critic=1)
+  schedule = gan.learning_rate(config, 1e-3)
+  values = [float(schedule(i)) for i in range(12)]
+  np.testing.assert_allclose(values[:7], 1e-3, rtol=1e-6)       # steps 0..6: constant
+  np.testing.assert_allclose(values[6:11], [1e-3, 7.5e-4, 5e-4, 2.5e-4, 0.0], atol=1e-9)
+  assert values[11] == 0.0                                     # and stays at 0 past the end
+
+
+def test_the_critic_schedule_counts_its_n_critic_updates_per_step():
+  config = toy_config(num_train_steps=10, lr_decay=0.5, n_critic=5)
+  generator = gan.learning_rate(config, 1e-3)
+  critic = gan.learning_rate(config, 1e-3, config.n_critic)
+  for step in (0, 5, 7, 10):
+    np.testing.assert_allclose(float(critic(step * 5)), float(generator(step)), atol=1e-9)
+
+
+def test_adam_makes_no_update_once_the_rate_reaches_zero():
+  config = toy_config(num_train_steps=4, lr_decay=1.0, n_critic=1)
+  tx = gan.optimizers(config)["generator"]
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  sizes = []
+  for _ in range(5):
+    updates, state = tx.update({"w": jnp.ones(3)}, state, params)
+    sizes.append(float(optax.global_norm(updates)))
+  assert sizes[0] > sizes[1] > sizes[2] > sizes[3] > 0.0
+  assert sizes[4] == 0.0
+
+
+def test_a_fraction_outside_zero_one_is_a_clear_error():
+  with pytest.raises(GanjaxError, match="lr_decay=1.5"):
+    gan.optimizers(toy_config(lr_decay=1.5))
