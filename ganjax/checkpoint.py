@@ -12,6 +12,8 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
+from ganjax.errors import GanjaxError
+
 
 class Checkpoints:
   """The run's checkpoints: the newest `keep` are kept."""
@@ -34,7 +36,16 @@ class Checkpoints:
   def restore(self, step: int, like):
     """The state saved at `step`, with the shapes, dtypes and shardings of `like`."""
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    return self._manager.restore(step, args=ocp.args.StandardRestore(target))
+    try:
+      return self._manager.restore(step, args=ocp.args.StandardRestore(target))
+    except ValueError as e:
+      if "tree structures do not match" not in str(e) and "shape" not in str(e):
+        raise
+      detail = " ".join(str(e).split("\n")[1:4]).strip()
+      raise GanjaxError(
+          f"the checkpoint at step {step} in {self.directory} does not fit this run's"
+          f" state ({detail}): it was saved by another algorithm or configuration, or by an"
+          " older ganjax; use a fresh --workdir") from e
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -67,7 +67,16 @@ def adversarial() -> ml_collections.ConfigDict:
   c.num_samples = 64
   c.checkpoint_every = 500
   c.keep_checkpoints = 3
+  evaluation(c)
   return c
+
+
+def evaluation(c: ml_collections.ConfigDict) -> None:
+  """Evaluation during training (ganjax/evaluation/suite.py picks the metrics)."""
+  c.eval_every = 1000        # evaluate every this many steps and keep the best checkpoint; 0 = off
+  c.eval_metrics = "cheap"   # "cheap" (classifier and mixture metrics) or "all" (+ Inception)
+  c.eval_samples = 0         # samples per evaluation; 0 = the metric's default
+  c.inception_weights = ""   # pt_inception-2015-12-05-6726825d.pth; "" = look it up
 
 
 def cpu_sized(c: ml_collections.ConfigDict) -> None:
@@ -177,4 +186,10 @@ def cyclegan() -> ml_collections.ConfigDict:
   c.num_samples = 8          # images per domain in the sample grids
   c.checkpoint_every = 5000
   c.keep_checkpoints = 3
+  evaluation(c)
   return c
+
+
+def defaults(algorithm: str) -> ml_collections.ConfigDict:
+  """Every key of an `algorithm` config with its default value (unlocked)."""
+  return cyclegan() if algorithm == "cyclegan" else adversarial()

@@ -16,11 +16,12 @@ import jax
 import ml_collections
 import numpy as np
 
-from ganjax import algorithms, data, logs, parallel
+from ganjax import algorithms, configs, data, logs, parallel
 from ganjax.checkpoint import Checkpoints
 from ganjax.errors import GanjaxError
 
 REQUIRED_KEYS = ("algorithm", "dataset", "batch_size", "num_train_steps", "seed")
+BEST_DIR = "best"  # <workdir>/best/: the best checkpoint by the evaluation's main metric
 
 
 def validate_config(config) -> None:
@@ -32,6 +33,11 @@ def validate_config(config) -> None:
               "keep_checkpoints", "num_samples", "batch_size"):
     if config[key] < 1:
       raise GanjaxError(f"{key}={config[key]} must be at least 1")
+  if config.get("eval_every", 0) < 0:
+    raise GanjaxError(f"eval_every={config.eval_every} must be at least 0 (0 = no evaluation"
+                      " during training)")
+  if config.get("eval_metrics", "cheap") not in ("cheap", "all"):
+    raise GanjaxError(f"eval_metrics={config.eval_metrics!r} is unknown; use cheap or all")
   data.parse_spec(config.dataset)
 
 
@@ -75,21 +81,31 @@ def sample_figure(config, samples: np.ndarray, columns: int | None) -> np.ndarra
   return logs.image_grid(samples, columns)
 
 
-def load_run(workdir: str, step: int | None = None):
-  """(config, state, step) of a finished or running workdir's checkpoint (default: the newest).
+def load_run(workdir: str, step: int | str | None = None):
+  """(config, state, step) of a finished or running workdir's checkpoint.
 
-  The state is restored onto the default device, whatever device count saved it.
+  `step`: a saved step, "best" (the best checkpoint kept by `eval_every`), or
+  None for the newest. The state is restored onto the default device,
+  whatever device count saved it.
   """
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     raise GanjaxError(f"{workdir} has no config.json: is it the --workdir of a training run?")
   with open(path, encoding="utf-8") as f:
-    config = ml_collections.ConfigDict(json.load(f))
+    saved = json.load(f)
+  # Keys added to ganjax after the run was saved take their (neutral) defaults.
+  config = configs.defaults(saved.get("algorithm", "gan"))
+  config.update(saved)
   algorithm = algorithms.get(config.algorithm)
-  checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"))
+  best = step == "best"
+  directory = os.path.join(workdir, BEST_DIR if best else "checkpoints")
+  if best and not os.path.isdir(directory):
+    raise GanjaxError(f"{workdir} has no best checkpoint ({directory}): it is kept by runs"
+                      " with eval_every > 0; give a step instead")
+  checkpoints = Checkpoints(directory)
   try:
     steps = checkpoints.all_steps()
-    step = steps[-1] if step is None and steps else step
+    step = steps[-1] if (step is None or best) and steps else step
     if step is None or step not in steps:
       raise GanjaxError(f"no checkpoint{' at step ' + str(step) if step else ''} in"
                         f" {checkpoints.directory}; saved steps: {steps or 'none'}")
@@ -105,6 +121,62 @@ def mean_metrics(pending: list) -> dict[str, float]:
   """Averages the per-step metrics of one log interval (this reads them from the devices)."""
   host = jax.device_get(pending)
   return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+
+
+class BestCheckpoint:
+  """<workdir>/best/ (the best state by the evaluation's main metric) and best.json.
+
+  The checkpoint is written beside the newest ones, asynchronously, and replaces
+  the previous best only once it is complete (orbax keeps one step here).
+  """
+
+  def __init__(self, workdir: str, main_metric, lead: bool):
+    self.path = os.path.join(workdir, "best.json")
+    self.main = main_metric
+    self.lead = lead
+    self.result = None
+    if os.path.isfile(self.path):
+      with open(self.path, encoding="utf-8") as f:
+        self.result = json.load(f).get("metrics")
+    self.checkpoints = Checkpoints(os.path.join(workdir, BEST_DIR), keep=1)
+
+  def offer(self, step: int, state, result: dict) -> bool:
+    """Saves `state` if `result` beats the best so far; True if it did."""
+    if not self.main.better(result, self.result):
+      return False
+    self.checkpoints.save(step, state)
+    self.result = result
+    if self.lead:
+      write_json(self.path, {"step": step, "main_metric": list(self.main.keys),
+                             "metrics": result})
+    return True
+
+  def close(self) -> None:
+    self.checkpoints.wait()
+    self.checkpoints.close()
+
+
+def make_evaluator(config, lead: bool):
+  """The evaluation during training (eval_every > 0), or None."""
+  if not config.get("eval_every", 0):
+    return None
+  from ganjax.evaluation import suite  # pylint: disable=g-import-not-at-top
+  evaluator = suite.Evaluator(config, level=config.get("eval_metrics", "cheap"),
+                              num_samples=config.get("eval_samples", 0) or None,
+                              inception_weights=config.get("inception_weights") or None,
+                              log=lambda message: logs.info(message, lead))
+  for note in evaluator.notes:
+    logs.info(f"evaluation: {note}", lead)
+  if evaluator.empty:
+    logs.info("no evaluation during training (eval_every is ignored)", lead)
+    return None
+  return evaluator
+
+
+def scalar_metrics(result: dict) -> dict[str, float]:
+  """The finite numbers of an evaluation, for metrics.jsonl and TensorBoard."""
+  return {f"eval/{k}": float(v) for k, v in result.items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
 
 
 def train_and_evaluate(config, workdir: str):
@@ -161,6 +233,8 @@ def train_and_evaluate(config, workdir: str):
   preview_inputs, columns = algorithm.preview_inputs(config, examples)
   preview_inputs = parallel.replicate(preview_inputs, mesh)
   writer = logs.MetricWriter(workdir, lead)
+  evaluator = make_evaluator(config, lead)
+  best = BestCheckpoint(workdir, evaluator.main, lead) if evaluator else None
   progress = logs.Progress(total, start, lead)
   logs.info(f"training {config.algorithm} on {config.dataset} for {total} steps, batch"
             f" {config.batch_size} over {mesh.size} {jax.devices()[0].platform} device(s)", lead)
@@ -185,9 +259,19 @@ def train_and_evaluate(config, workdir: str):
       writer.images(step, "samples", sample_figure(config, samples, columns))
     if step % config.checkpoint_every == 0 or step == total:
       checkpoints.save(step, state)
+    if evaluator and (step % config.eval_every == 0
+                      or (step == total and total >= config.eval_every)):
+      result = evaluator(state)
+      writer.scalars(step, scalar_metrics(result))
+      shown = ", ".join(f"{k} {result[k]:.4f}" for k in evaluator.main.keys)
+      kept = best.offer(step, state, result)
+      logs.info(f"evaluation at step {step}: {shown}{' (best so far)' if kept else ''}", lead)
+      progress.restart_clock(step)  # the evaluation does not count against steps/s
   progress.close()
   checkpoints.wait()
   checkpoints.close()
+  if best:
+    best.close()
   writer.close()
   logs.info(f"finished at step {total}; checkpoints, samples and metrics are in {workdir}", lead)
   return state

@@ -1,0 +1,350 @@
+"""The metrics that fit a run, picked from its data and algorithm.
+
+One `Evaluator` serves `python -m ganjax.evaluate` and evaluation during
+training (`eval_every`). It is built once per run (it loads the feature
+networks and measures the real data then) and called on a state.
+
+| run | cheap metrics (training default) | added by level "all" |
+|---|---|---|
+| toy:ring, toy:grid | modes captured, high-quality fraction, reverse KL (2,500 points) | - |
+| bundled:mnist | MNIST-classifier FID, IS analogue, label histogram, classes covered, KL from uniform; conditional: conditioning accuracy | Inception FID / IS / KID; conditional: TSTR and TRTR |
+| bundled:digit_pair (CycleGAN) | class preserved by each translation, cycle L1, digit-classifier FID of translations | Inception FID of translations |
+| other image data | - | Inception FID / IS / KID (translations: FID) |
+
+Generated images are quantised to uint8 before they are measured, as they
+would be by saving them as PNG files, so a score here equals the score of the
+same images written out and given to `python -m ganjax.fid`. Each
+evaluation draws its latents from a fixed key: the scores of two checkpoints
+differ by the networks alone.
+
+Every evaluator has a main metric that decides which checkpoint is the best
+(`better`): the classifier FID for MNIST, the Inception FID for other images,
+the class-preserved fraction for the digit pair, and for the mixtures the
+number of modes captured, ties broken by the high-quality fraction.
+"""
+
+import dataclasses
+import hashlib
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ganjax import algorithms, data
+from ganjax.errors import GanjaxError
+
+LEVELS = ("cheap", "all")
+IMAGE_SAMPLES = 10_000  # default number of generated images for the image metrics
+REAL_IMAGES = 10_000    # at most this many real images for the Inception reference
+
+
+def to_uint8(images) -> np.ndarray:
+  """[-1, 1] float images -> uint8, rounded as a PNG writer would."""
+  images = np.asarray(images, np.float32)
+  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def host(x) -> np.ndarray:
+  """A (replicated) jax array as a host NumPy array, on one host or many."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return np.asarray(x.addressable_data(0))
+  return np.asarray(x)
+
+
+def cache_dir() -> str:
+  return os.path.expanduser(os.environ.get("GANJAX_CACHE") or "~/.cache/ganjax")
+
+
+@dataclasses.dataclass(frozen=True)
+class MainMetric:
+  """What ranks checkpoints: `keys` compared in order, each higher or lower is better."""
+  keys: tuple[str, ...]
+  higher_is_better: tuple[bool, ...]
+
+  def score(self, result: dict) -> tuple | None:
+    if not all(k in result and np.isfinite(result[k]) for k in self.keys):
+      return None
+    return tuple(result[k] if up else -result[k]
+                 for k, up in zip(self.keys, self.higher_is_better))
+
+  def better(self, result: dict, than: dict | None) -> bool:
+    new = self.score(result)
+    old = None if than is None else self.score(than)
+    return new is not None and (old is None or new > old)
+
+
+def run_kind(config) -> str:
+  """toy, mnist, digit_pair, unpaired or images: which metrics apply to this run."""
+  spec = data.parse_spec(config.dataset)
+  if config.algorithm == "cyclegan":
+    return "digit_pair" if config.dataset == "bundled:digit_pair" else "unpaired"
+  if spec.kind == "toy":
+    return "toy"
+  if config.dataset == "bundled:mnist":
+    return "mnist"
+  return "images"
+
+
+class Evaluator:
+  """Scores states of one run: `evaluator(state) -> {metric: value}`.
+
+  level: "cheap" (what training runs every `eval_every` steps) or "all".
+  num_samples: generated examples scored (default: 2,500 points for the
+  mixtures, 10,000 images otherwise; the test split for translations).
+  inception_weights: the FID Inception file, else found as
+  `ganjax.evaluation.fid.resolve_weights` finds it.
+  """
+
+  def __init__(self, config, *, level: str = "all", num_samples: int | None = None,
+               inception_weights: str | None = None, batch_size: int = 200, seed: int = 0,
+               log=print):
+    if level not in LEVELS:
+      raise GanjaxError(f"metrics level {level!r} is unknown; use {' or '.join(LEVELS)}")
+    self.config = config
+    self.level = level
+    self.kind = run_kind(config)
+    self.algorithm = algorithms.get(config.algorithm)
+    self.batch_size = batch_size
+    self.key = jax.random.PRNGKey(seed)
+    self.log = log
+    self.notes: list[str] = []
+    self.inception_weights = inception_weights or config.get("inception_weights") or None
+    self._inception = None
+    self._real_inception = None
+    if num_samples is not None and num_samples < 2:
+      raise GanjaxError(f"num_samples={num_samples} must be at least 2")
+    setup = {"toy": self._setup_toy, "mnist": self._setup_mnist,
+             "digit_pair": self._setup_translation, "unpaired": self._setup_translation,
+             "images": self._setup_images}[self.kind]
+    setup(num_samples)
+
+  # --- what is measured ------------------------------------------------------------------
+
+  @property
+  def empty(self) -> bool:
+    """True when this level has no metric for this run (e.g. cheap metrics of CIFAR-10)."""
+    return not self.main.keys
+
+  def _setup_toy(self, num_samples):
+    from ganjax.evaluation import toy  # pylint: disable=g-import-not-at-top
+    self.num_samples = num_samples or toy.EVAL_SAMPLES
+    self.main = MainMetric(("modes_captured", "high_quality_fraction"), (True, True))
+
+  def _setup_mnist(self, num_samples):
+    from ganjax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+    self.num_samples = num_samples or IMAGE_SAMPLES
+    if (self.config.image_size, self.config.channels) != (32, 1):
+      raise GanjaxError(
+          f"the MNIST classifier metrics take 32x32x1 images; this run makes"
+          f" {self.config.image_size}x{self.config.image_size}x{self.config.channels}")
+    self.classifier = classifier.load("mnist")
+    self.main = MainMetric(("classifier_fid",), (False,))
+    if self.level == "all":
+      self._try_inception(lambda: data.bundled_mnist("train", 32, 1)[0])
+
+  def _setup_images(self, num_samples):
+    self.num_samples = num_samples or IMAGE_SAMPLES
+    if self.level == "all":
+      self._load_inception()
+      self._measure_real_inception(self._real_dataset_images)
+      self.main = MainMetric(("fid",), (False,))
+    else:
+      self.main = MainMetric((), ())
+      self.notes.append(f"no cheap metric for dataset={self.config.dataset!r}: the Inception"
+                        " metrics need level 'all' (eval_metrics='all')")
+
+  def _setup_translation(self, num_samples):
+    self.test = {d: data.unpaired_images(self.config, self._split(), d) for d in data.DOMAINS}
+    if num_samples:
+      self.test = {d: x[:num_samples] for d, x in self.test.items()}
+    self.num_samples = min(len(x) for x in self.test.values())
+    if self.kind == "digit_pair":
+      from ganjax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+      self.classifier = classifier.load("digit_pair")
+      _, labels_a, _, labels_b = data.digit_pair(self.config.load_size, self._split())
+      self.labels = {"a": np.asarray(labels_a), "b": np.asarray(labels_b)}
+      self.test = {d: x[:self.num_samples] for d, x in self.test.items()}
+      self.labels = {d: x[:self.num_samples] for d, x in self.labels.items()}
+      self.real_classifier = {d: self.classifier.predict(x)["features"]
+                              for d, x in self.test.items()}
+      self.main = MainMetric(("class_preserved",), (True,))
+    else:
+      self.main = MainMetric(("cycle_l1",), (False,))
+    if self.level == "all":
+      loaded = self._try_inception() if self.kind == "digit_pair" else self._load_inception()
+      if loaded:
+        from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
+        self._real_inception = {d: fid.statistics(self._inception(x)["pool"])
+                                for d, x in self.test.items()}
+        if self.kind == "unpaired":
+          self.main = MainMetric(("fid",), (False,))
+
+  def _split(self) -> str:
+    spec = data.parse_spec(self.config.dataset)
+    if spec.kind == "folder":
+      root = os.path.expanduser(spec.name)
+      if not all(os.path.isdir(os.path.join(root, "test" + d.upper())) for d in data.DOMAINS):
+        self.notes.append("no testA/testB folders: translations are scored on the train images")
+        return "train"
+    return "test"
+
+  # --- Inception ---------------------------------------------------------------------------
+
+  def _load_inception(self) -> bool:
+    from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
+    self._inception = fid.load_inception(self.inception_weights, batch_size=self.batch_size)
+    self._weights_name = os.path.basename(fid.resolve_weights(self.inception_weights))
+    return True
+
+  def _try_inception(self, real_images=None) -> bool:
+    """Loads the Inception network where its weights can be found; else notes why not."""
+    try:
+      self._load_inception()
+    except GanjaxError as e:
+      self.notes.append(f"Inception metrics skipped: {e}")
+      return False
+    if real_images is not None:
+      self._measure_real_inception(real_images)
+    return True
+
+  def _real_dataset_images(self) -> np.ndarray:
+    """Up to REAL_IMAGES training images of the run's dataset, uint8."""
+    spec = data.parse_spec(self.config.dataset)
+    if spec.kind == "bundled":
+      return data.bundled_mnist("train", self.config.image_size, self.config.channels)[0]
+    ds = data.tfds_dataset(spec.name, split="train", image_size=self.config.image_size,
+                           channels=self.config.channels, local_batch_size=100, seed=0,
+                           data_dir=self.config.get("tfds_data_dir") or None,
+                           shuffle_buffer=self.config.get("shuffle_buffer", 10_000))
+    out, count = [], 0
+    for batch in ds.as_numpy_iterator():  # shuffled; the first pass of the split
+      out.append(to_uint8(batch["image"]))
+      count += len(out[-1])
+      if count >= REAL_IMAGES:
+        break
+    return np.concatenate(out)[:REAL_IMAGES]
+
+  def _measure_real_inception(self, real_images) -> None:
+    """Pool features of the real images, cached on disk per dataset and weights file."""
+    c = self.config
+    recipe = f"{c.dataset}|{c.image_size}|{c.channels}|{REAL_IMAGES}|{self._weights_name}"
+    path = os.path.join(cache_dir(), "real_features",
+                        hashlib.sha256(recipe.encode()).hexdigest()[:16] + ".npz")
+    if os.path.isfile(path):
+      with np.load(path) as f:
+        self._real_inception = f["pool"]
+      return
+    self.log(f"measuring the Inception features of the real images of {c.dataset}"
+             f" (once; cached in {path})")
+    pool = self._inception(real_images())["pool"]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + f".tmp{os.getpid()}.npz"
+    np.savez(tmp, pool=pool, recipe=recipe)
+    os.replace(tmp, path)
+    self._real_inception = pool
+
+  def _inception_metrics(self, fake: np.ndarray) -> dict:
+    from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
+    out = self._inception(fake)
+    real = self._real_inception
+    mu, sigma = fid.statistics(out["pool"])
+    score, score_std = fid.inception_score(out["logits"])
+    kid, kid_std = fid.kernel_inception_distance(real, out["pool"],
+                                                 subset_size=min(1000, len(real), len(fake)))
+    return {"fid": fid.frechet_distance(mu, sigma, *fid.statistics(real)),
+            "inception_score": score, "inception_score_std": score_std,
+            "kid": kid, "kid_std": kid_std}
+
+  # --- generation -------------------------------------------------------------------------
+
+  def sample_labels(self, n: int) -> np.ndarray | None:
+    classes = self.config.get("num_classes", 0)
+    return np.arange(n, dtype=np.int32) % classes if classes else None
+
+  def generate(self, state, n: int, labels=None) -> np.ndarray:
+    """n samples from the state's generator (images in [-1, 1] or 2D points), in batches."""
+    return generate(self.config, state, n, self.key, labels, self.batch_size)
+
+  # --- scoring ---------------------------------------------------------------------------
+
+  def __call__(self, state) -> dict:
+    if self.empty:
+      return {}
+    return getattr(self, f"_score_{self.kind}", self._score_translation)(state)
+
+  def _score_toy(self, state) -> dict:
+    from ganjax.evaluation import toy  # pylint: disable=g-import-not-at-top
+    points = self.generate(state, self.num_samples)
+    return toy.mode_metrics(points, data.parse_spec(self.config.dataset).name)
+
+  def _score_mnist(self, state) -> dict:
+    from ganjax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+    labels = self.sample_labels(self.num_samples)
+    fake = to_uint8(self.generate(state, self.num_samples, labels))
+    result = classifier.mnist_metrics(fake, classifier=self.classifier)
+    if labels is not None:
+      result["conditioning_accuracy"] = classifier.conditioning_accuracy(
+          fake, labels, classifier=self.classifier)
+      if self.level == "all":
+        result.update(classifier.tstr(fake, labels))
+    if self._inception is not None:
+      result.update(self._inception_metrics(fake))
+    return result
+
+  def _score_images(self, state) -> dict:
+    fake = to_uint8(self.generate(state, self.num_samples, self.sample_labels(self.num_samples)))
+    return self._inception_metrics(fake)
+
+  def _score_translation(self, state) -> dict:
+    from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
+    translate = jax.jit(lambda s, x, direction: self.algorithm.translate(
+        self.config, s, x, direction), static_argnums=2)
+
+    def run(images, direction):
+      out = []
+      for start in range(0, len(images), self.batch_size):
+        x = jnp.asarray(data.to_unit_range(images[start:start + self.batch_size]))
+        out.append(host(translate(state, x, direction)))
+      return np.concatenate(out)
+
+    result = {}
+    per_direction = {"AtoB": ("a", "b"), "BtoA": ("b", "a")}
+    for direction, (source, target) in per_direction.items():
+      fake = run(self.test[source], direction)
+      back = run(to_uint8(fake), "BtoA" if direction == "AtoB" else "AtoB")
+      result[f"cycle_l1_{source}"] = float(np.mean(np.abs(
+          back - data.to_unit_range(self.test[source]))))
+      fake = to_uint8(fake)
+      if self.kind == "digit_pair":
+        from ganjax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+        result[f"class_preserved_{direction}"] = classifier.class_preserved(
+            fake, self.labels[source], classifier=self.classifier)
+        result[f"classifier_fid_{direction}"] = fid.frechet_distance(
+            *fid.statistics(self.classifier.predict(fake)["features"]),
+            *fid.statistics(self.real_classifier[target]))
+      if self._real_inception is not None:
+        result[f"fid_{direction}"] = fid.frechet_distance(
+            *fid.statistics(self._inception(fake)["pool"]), *self._real_inception[target])
+    result["cycle_l1"] = (result["cycle_l1_a"] + result["cycle_l1_b"]) / 2
+    if self.kind == "digit_pair":
+      result["class_preserved"] = (result["class_preserved_AtoB"]
+                                   + result["class_preserved_BtoA"]) / 2
+    if "fid_AtoB" in result:
+      result["fid"] = (result["fid_AtoB"] + result["fid_BtoA"]) / 2
+    return result
+
+
+def generate(config, state, n: int, key, labels=None, batch_size: int = 200) -> np.ndarray:
+  """n samples of a GAN-family state, drawn in batches from latents of `key`."""
+  algorithm = algorithms.get(config.algorithm)
+  if not hasattr(algorithm, "sample"):
+    raise GanjaxError(f"algorithm={config.algorithm!r} does not sample from noise; it"
+                      " translates images (python -m ganjax.translate)")
+  sample = jax.jit(lambda s, z, y: algorithm.sample(config, s, z, y))
+  z = algorithm.latent(config, key, n)
+  out = []
+  for start in range(0, n, batch_size):
+    y = None if labels is None else jnp.asarray(labels[start:start + batch_size])
+    out.append(host(sample(state, z[start:start + batch_size], y)))
+  return np.concatenate(out)

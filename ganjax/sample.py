@@ -1,0 +1,109 @@
+"""Writes generated samples of a trained run.
+
+  python -m ganjax.sample --workdir W --num N --out FILE.npz|DIR
+                          [--labels all|3|0,1,2] [--checkpoint STEP|best] [--seed S]
+
+FILE.npz holds `images`, uint8 [N, H, W, C] (or `points`, float32 [N, 2] for
+the 2D mixtures), and for conditional models `labels`, int32 [N]. DIR gets one
+PNG per image, 000000.png, ... (conditional: 000000_label3.png, ...). The same
+seed gives the same samples. --labels picks the classes of a conditional
+model: "all" (default) cycles through every class, one number asks for that
+class only, a comma-separated list is cycled through.
+"""
+
+import argparse
+import os
+import sys
+
+import jax
+import numpy as np
+
+from ganjax import data, logs, train
+from ganjax.errors import GanjaxError
+from ganjax.evaluation import suite
+
+
+def parse_labels(text: str | None, n: int, num_classes: int) -> np.ndarray | None:
+  """The labels of n samples: None for an unconditional model."""
+  if not num_classes:
+    if text not in (None, "all"):
+      raise GanjaxError(f"--labels {text}: this model is unconditional (num_classes=0)")
+    return None
+  if text in (None, "all"):
+    return np.arange(n, dtype=np.int32) % num_classes
+  try:
+    classes = [int(t) for t in text.split(",")]
+  except ValueError:
+    raise GanjaxError(f"--labels {text!r}: give all, a class, or classes separated by commas"
+                      f" (0 to {num_classes - 1})") from None
+  bad = [c for c in classes if not 0 <= c < num_classes]
+  if bad:
+    raise GanjaxError(f"--labels {text}: class {bad[0]} is outside 0..{num_classes - 1}")
+  return np.resize(np.asarray(classes, np.int32), n)
+
+
+def write_samples(out: str, samples: np.ndarray, labels: np.ndarray | None,
+                  points: bool) -> str:
+  """Writes samples to an .npz file or a directory of PNGs; returns what was written."""
+  if out.endswith(".npz"):
+    arrays = {"points": samples.astype(np.float32)} if points else {
+        "images": suite.to_uint8(samples)}
+    if labels is not None:
+      arrays["labels"] = labels
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out[:-4] + f".tmp{os.getpid()}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, out)
+    return f"{len(samples)} samples to {out}"
+  if points:
+    raise GanjaxError(f"--out {out}: 2D points go to an .npz file, not PNG images")
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise GanjaxError(f"--out {out} is a file; give a directory or a path ending in .npz")
+  os.makedirs(out, exist_ok=True)
+  images = suite.to_uint8(samples)
+  for i, image in enumerate(images):
+    name = f"{i:06d}" + (f"_label{labels[i]}" if labels is not None else "") + ".png"
+    logs.save_png(os.path.join(out, name), image)
+  return f"{len(images)} PNG images to {out}"
+
+
+def sample(workdir: str, num: int, out: str, labels: str | None = None,
+           checkpoint: int | str | None = None, seed: int = 0, batch_size: int = 200) -> str:
+  if num < 1:
+    raise GanjaxError(f"--num {num} must be at least 1")
+  config, state, step = train.load_run(workdir, checkpoint)
+  if config.algorithm == "cyclegan":
+    raise GanjaxError(f"{workdir} is a CycleGAN run: it translates images rather than"
+                      " sampling noise; use python -m ganjax.translate")
+  y = parse_labels(labels, num, config.get("num_classes", 0))
+  samples = suite.generate(config, state, num, jax.random.PRNGKey(seed), y, batch_size)
+  points = data.parse_spec(config.dataset).kind == "toy"
+  return f"step {step}: wrote " + write_samples(out, samples, y, points)
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(prog="python -m ganjax.sample", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--num", type=int, required=True, help="number of samples")
+  parser.add_argument("--out", required=True, help="FILE.npz or a directory for PNGs")
+  parser.add_argument("--labels", default=None, help="all (default), a class, or 0,1,2,...")
+  parser.add_argument("--checkpoint", default=None, help="a step or 'best'; default the newest")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--batch_size", type=int, default=200)
+  args = parser.parse_args(argv)
+  checkpoint = args.checkpoint
+  if checkpoint not in (None, "best"):
+    try:
+      checkpoint = int(checkpoint)
+    except ValueError:
+      sys.exit(f"ganjax: error: --checkpoint {checkpoint!r} is neither a step nor 'best'")
+  try:
+    print("ganjax: " + sample(args.workdir, args.num, args.out, args.labels, checkpoint,
+                              args.seed, args.batch_size))
+  except GanjaxError as e:
+    sys.exit(f"ganjax: error: {e}")
+
+
+if __name__ == "__main__":
+  main()
