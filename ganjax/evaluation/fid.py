@@ -29,7 +29,6 @@ for and when it is downloaded.
 import contextlib
 import hashlib
 import os
-import shutil
 import sys
 import tempfile
 import urllib.error
@@ -39,8 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ganjax.errors import GanjaxError
+from ganjax.evaluation import features, inception, torch_weights
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 # pytorch-fid's FID_WEIGHTS_URL: a GitHub release asset of mseitzer/pytorch-fid.
@@ -63,7 +64,7 @@ def _device_has_float64() -> bool:
 
 
 def _x64():
-  """A context with 64-bit JAX types on; jax.enable_x64 (JAX >= 0.8) or the older experimental one."""
+  """A context with 64-bit JAX types on (jax.enable_x64, or the older experimental one)."""
   enable = getattr(jax, "enable_x64", None)
   if enable is not None:
     return enable(True)
@@ -167,3 +168,249 @@ def load_stats(path: str) -> tuple[np.ndarray, np.ndarray]:
     raise GanjaxError(f"{path}: mu has shape {mu.shape} and sigma {sigma.shape}; FID"
                       " statistics need mu [d] and sigma [d, d]")
   return mu, sigma
+
+
+# --- Inception Score ------------------------------------------------------------------
+
+
+def inception_score(logits, splits: int = 10) -> tuple[float, float]:
+  """(mean, std) over `splits` of exp(mean_x KL(p(y|x) || p(y))), from classifier logits [N, C].
+
+  As the reference (improved-gan's `get_inception_score`): p(y|x) is the
+  softmax of the logits, the splits are consecutive chunks (split i holds
+  examples i N // splits to (i + 1) N // splits), p(y) is the mean of p(y|x)
+  within a split, and the std is NumPy's (population) std of the split
+  scores. The FID Inception gives 1008 logits; `load_inception` returns them
+  without the fully connected layer's bias, as improved-gan computes them
+  (torch-fidelity's "logits_unbiased"). Unlike torch-fidelity, nothing is
+  shuffled before splitting. Computed in float64 on the host (N x C is small).
+  """
+  logits = np.asarray(logits, np.float64)
+  n = len(logits)
+  if logits.ndim != 2 or n < splits or splits < 1:
+    raise ValueError(f"inception_score needs logits [N, C] with N >= splits={splits}, got"
+                     f" shape {logits.shape}")
+  shifted = logits - logits.max(axis=1, keepdims=True)
+  log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+  p = np.exp(log_p)
+  scores = []
+  for i in range(splits):
+    part = slice(i * n // splits, (i + 1) * n // splits)
+    p_part, log_p_part = p[part], log_p[part]
+    marginal = p_part.mean(axis=0)
+    # A class whose probability underflows to 0 in the whole split adds 0 (p log p -> 0).
+    log_marginal = np.log(np.where(marginal > 0, marginal, 1.0))
+    kl = (p_part * (log_p_part - log_marginal)).sum(axis=1)
+    scores.append(np.exp(kl.mean()))
+  return float(np.mean(scores)), float(np.std(scores))
+
+
+# --- KID ------------------------------------------------------------------------------
+
+
+def _mmd2_unbiased(xp, x, y):
+  """Unbiased MMD^2 of two equal-size samples under k(a, b) = (a.b / d + 1)^3."""
+  m, d = x.shape
+  k_xx = (x @ x.T / d + 1) ** 3
+  k_yy = (y @ y.T / d + 1) ** 3
+  k_xy = (x @ y.T / d + 1) ** 3
+  within = (k_xx.sum() - xp.trace(k_xx)) + (k_yy.sum() - xp.trace(k_yy))
+  return within / (m * (m - 1)) - 2 * k_xy.sum() / (m * m)
+
+
+@jax.jit
+def _kid_device(a, b, index_a, index_b):
+  a, b = a.astype(jnp.float64), b.astype(jnp.float64)
+  with jax.default_matmul_precision("highest"):
+    return lax.map(lambda ij: _mmd2_unbiased(jnp, a[ij[0]], b[ij[1]]), (index_a, index_b))
+
+
+def kernel_inception_distance(features_a, features_b, num_subsets: int = 100,
+                              subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+  """(mean, std) of the unbiased polynomial-kernel MMD^2 over random subsets (KID).
+
+  Each of `num_subsets` draws `subset_size` examples from each set without
+  replacement (NumPy's RandomState(seed).choice, A then B, as torch-fidelity
+  draws them; its default seed is 2020) and computes
+  sum_{i!=j} k(a_i, a_j) / (m (m-1)) + sum_{i!=j} k(b_i, b_j) / (m (m-1))
+  - 2 sum_{i,j} k(a_i, b_j) / m^2 with k(x, y) = (x.y / d + 1)^3. The mean
+  is unbiased, so it scatters around 0 (and can be negative) for two
+  samples of one distribution. A subset size above the smaller set's size
+  is lowered to it, as Binkowski et al.'s `polynomial_mmd_averages` does
+  (torch-fidelity refuses instead); with the whole of both sets every subset
+  is the same, and the std is 0. Default 100 subsets of 1000: torch-fidelity's.
+  """
+  a, b = np.asarray(features_a, np.float32), np.asarray(features_b, np.float32)
+  if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+    raise ValueError(f"KID needs features [N, d] and [M, d], got {a.shape} and {b.shape}")
+  m = min(subset_size, len(a), len(b))
+  if m < 2:
+    raise ValueError(f"KID needs subsets of at least 2 examples, got {m}")
+  rng = np.random.RandomState(seed)
+  index_a, index_b = np.empty((2, num_subsets, m), np.int32)
+  for i in range(num_subsets):
+    index_a[i] = rng.choice(len(a), m, replace=False)
+    index_b[i] = rng.choice(len(b), m, replace=False)
+  if _device_has_float64():
+    with _x64():
+      mmds = np.asarray(_kid_device(jnp.asarray(a), jnp.asarray(b), index_a, index_b))
+  else:
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    mmds = np.array([_mmd2_unbiased(np, a64[i], b64[j]) for i, j in zip(index_a, index_b)])
+  return float(np.mean(mmds)), float(np.std(mmds))
+
+
+# --- the weights ----------------------------------------------------------------------
+
+
+def cache_dir() -> str:
+  """Where downloaded weights are kept: $GANJAX_CACHE, else ~/.cache/ganjax."""
+  return os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "ganjax"))
+
+
+def _where_to_put_it() -> str:
+  return (f"download {WEIGHTS_URL} elsewhere and pass --weights FILE (config key"
+          f" inception_weights), set {WEIGHTS_ENV}=FILE, or put it in {cache_dir()}/")
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def download(url: str, target: str, sha256: str) -> str:
+  """Downloads `url` to `target` through a temporary file; a wrong SHA-256 is an error.
+
+  The file appears at `target` (by an atomic rename) only once complete and
+  verified; a failed or mismatched download leaves nothing behind.
+  """
+  directory = os.path.dirname(os.path.abspath(target))
+  os.makedirs(directory, exist_ok=True)
+  fd, partial = tempfile.mkstemp(dir=directory, prefix=os.path.basename(target) + ".",
+                                 suffix=".partial")
+  try:
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "wb") as out, \
+        contextlib.closing(urllib.request.urlopen(url, timeout=60)) as src:
+      for block in iter(lambda: src.read(1 << 20), b""):
+        digest.update(block)
+        out.write(block)
+    if digest.hexdigest() != sha256:
+      raise GanjaxError(f"the download of {url} has SHA-256 {digest.hexdigest()}, not"
+                        f" {sha256}: it is damaged or not the FID weights, and was deleted;"
+                        f" try again or {_where_to_put_it()}")
+    os.replace(partial, target)
+  finally:
+    if os.path.exists(partial):
+      os.remove(partial)
+  return target
+
+
+def resolve_weights(path: str | None = None) -> str:
+  """The path of the FID Inception weights (pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`).
+
+  Looked for in this order: `path` (the --weights flag or the config key
+  `inception_weights`, passed in by the caller); the file named by
+  $GANJAX_INCEPTION_WEIGHTS; `WEIGHTS_FILE` in the cache directory
+  ($GANJAX_CACHE, else ~/.cache/ganjax); else it is downloaded from
+  `WEIGHTS_URL` into the cache, and its SHA-256 checked. A path or variable
+  that names a missing file is an error (no fallback hides a typo); so is
+  being offline with no file, and the message says where to put it.
+  """
+  if path:
+    path = os.path.expanduser(os.fspath(path))
+    if not os.path.isfile(path):
+      raise GanjaxError(f"the FID Inception weights file {path} does not exist; give the path"
+                        f" of {WEIGHTS_FILE} (from {WEIGHTS_URL})")
+    return path
+  from_env = os.environ.get(WEIGHTS_ENV)
+  if from_env:
+    from_env = os.path.expanduser(from_env)
+    if not os.path.isfile(from_env):
+      raise GanjaxError(f"{WEIGHTS_ENV}={from_env} names no file; point it at {WEIGHTS_FILE}"
+                        f" (from {WEIGHTS_URL}) or unset it")
+    return from_env
+  cached = os.path.join(cache_dir(), WEIGHTS_FILE)
+  if os.path.isfile(cached):
+    return cached
+  print(f"ganjax: downloading the FID Inception weights from {WEIGHTS_URL} to {cached}",
+        file=sys.stderr)
+  try:
+    return download(WEIGHTS_URL, cached, WEIGHTS_SHA256)
+  except (urllib.error.URLError, OSError, ValueError) as e:  # offline, refused, unwritable
+    why = " ".join(str(getattr(e, "reason", e)).split()) or type(e).__name__
+    raise GanjaxError(f"the FID Inception weights {WEIGHTS_FILE} are not on this machine and"
+                      f" could not be downloaded ({why}); {_where_to_put_it()}") from e
+
+
+# --- the network and the metrics of images --------------------------------------------
+
+
+def inception_features(variables, images) -> dict:
+  """{"pool": [B, 2048], "logits": [B, 1008]} of images in [-1, 1], any size, 1 or 3 channels.
+
+  The logits are the fully connected layer's without its bias, the scores
+  the Inception Score was defined with (see `inception_score`).
+  """
+  pool = inception.FIDInception().apply(variables, images)["pool"]
+  kernel = variables["params"]["fc"]["kernel"]
+  return {"pool": pool, "logits": jnp.dot(pool, kernel, precision=lax.Precision.HIGHEST)}
+
+
+class InceptionExtractor(features.Extractor):
+  """`inception_features` as a `features.Extractor`, its weights an argument of the jitted call.
+
+  Weights closed over by the extractor's function would be embedded in the
+  compiled program as constants (~95 MB), which makes compiling it slow;
+  here they are put on every device once and passed in.
+  """
+
+  def __init__(self, variables, batch_size: int = 200, mesh=None):
+    super().__init__(lambda x: x, batch_size, mesh)
+    replicated = NamedSharding(self.mesh, P())
+    params = jax.device_put(variables, replicated)
+    apply = jax.jit(lambda v, x: inception_features(v, features.to_model_range(x)),
+                    in_shardings=(replicated, self._sharding), out_shardings=self._sharding)
+    self._fn = lambda x: apply(params, x)
+
+
+def load_inception(weights: str | None = None, batch_size: int = 200, mesh=None):
+  """The FID Inception as a `features.Extractor`: images -> {"pool", "logits"} (NumPy).
+
+  `weights` as `resolve_weights` takes it. Images may be uint8 [0, 255] or
+  float [-1, 1], NHWC with 1 or 3 channels, any size (each call's images are
+  resized to 299x299 as pytorch-fid resizes them; one array holds one size).
+  """
+  variables = inception.params_from_state_dict(
+      torch_weights.load_state_dict(resolve_weights(weights)))
+  return InceptionExtractor(variables, batch_size, mesh)
+
+
+def image_metrics(extractor, fake_images, real=None, *, real_stats=None,
+                  kid_subset_size: int = 1000) -> dict:
+  """FID, Inception Score and KID of generated images.
+
+  extractor: `load_inception(...)` (or any callable images -> {"pool",
+  "logits"}). fake_images and real: NHWC arrays, uint8 or float in [-1, 1],
+  1 or 3 channels (or iterables of such chunks). Returns inception_score and
+  inception_score_std (10 splits; fewer, one per image, for under 10
+  images), fid when `real` images or `real_stats` (mu, sigma) are given (the
+  images win if both are), and kid and kid_std when `real` images are given
+  (100 subsets of min(kid_subset_size, both set sizes)).
+  """
+  fake = extractor(fake_images)
+  result = {}
+  real_pool = None if real is None else extractor(real)["pool"]
+  if real_pool is not None:
+    real_stats = statistics(real_pool)
+  if real_stats is not None:
+    result["fid"] = frechet_distance(*statistics(fake["pool"]), *real_stats)
+  score, score_std = inception_score(fake["logits"], splits=min(10, len(fake["logits"])))
+  result["inception_score"], result["inception_score_std"] = score, score_std
+  if real_pool is not None:
+    result["kid"], result["kid_std"] = kernel_inception_distance(
+        fake["pool"], real_pool, subset_size=kid_subset_size)
+  return result

@@ -1,0 +1,217 @@
+"""FID between two sets of images, as pytorch-fid's command line computes it.
+
+  python -m ganjax.fid PATH_A PATH_B [--weights FILE] [--batch-size N]
+                       [--kid] [--inception-score]
+  python -m ganjax.fid --save-stats IMAGES OUT.npz
+
+Each PATH is one of
+- a folder of images: every file directly inside it (subfolders are not
+  searched) ending in .bmp, .jpg, .jpeg, .pgm, .png, .ppm, .tif, .tiff or
+  .webp, in any case; each is read with PIL and converted to RGB. Images may
+  differ in size: each goes through the network's own resize to 299x299, as
+  in pytorch-fid, so the features do not depend on which images share a batch;
+- an .npz of images: the array `images` (or the file's only array), shaped
+  [N, H, W, C] with C = 1 or 3, either uint8 in [0, 255] or float in [-1, 1];
+- an .npz of FID statistics, the arrays `mu` and `sigma` (pytorch-fid's and
+  ganjax's files are the same format).
+
+Prints "FID: <value>". --save-stats writes the statistics of IMAGES to the
+new file OUT.npz instead. --kid adds the Kernel Inception Distance (both
+PATHs must hold images), --inception-score the Inception Score of each PATH
+that holds images.
+
+The network is pytorch-fid's FID Inception, read from
+pt_inception-2015-12-05-6726825d.pth: --weights FILE, else the file named by
+$GANJAX_INCEPTION_WEIGHTS, else $GANJAX_CACHE (default ~/.cache/ganjax), else
+downloaded there from pytorch-fid's release (SHA-256 checked). No PyTorch is
+needed.
+"""
+
+import argparse
+import os
+import sys
+from concurrent import futures
+
+import numpy as np
+
+from ganjax.data import decode_image
+from ganjax.errors import GanjaxError
+from ganjax.evaluation import fid
+
+# pytorch-fid's image extensions (it matches them in lower case; here in any case).
+IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
+# Fewer images than feature dimensions leave the covariance rank-deficient.
+FEW_IMAGES = fid.POOL_DIM
+
+
+def list_images(folder: str, what: str) -> list[str]:
+  """The image files directly inside `folder`, sorted by name (hidden files skipped)."""
+  names = sorted(n for n in os.listdir(folder)
+                 if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")
+                 and os.path.isfile(os.path.join(folder, n)))
+  if not names:
+    raise GanjaxError(f"{what} {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)});"
+                      " subfolders are not searched")
+  return [os.path.join(folder, n) for n in names]
+
+
+def load_npz(path: str, what: str):
+  """("stats", (mu, sigma)) or ("images", [N, H, W, C] array) from an .npz file."""
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      names = list(f.files)
+      if "mu" in names and "sigma" in names:
+        return "stats", fid.load_stats(path)
+      if "images" in names:
+        images = f["images"]
+      elif len(names) == 1:
+        images = f[names[0]]
+      else:
+        raise GanjaxError(f"{what} {path} holds {sorted(names)}: name the image array"
+                          " 'images', or save statistics as 'mu' and 'sigma'")
+  except GanjaxError:
+    raise
+  except Exception as e:  # not an npz, damaged, or object arrays
+    raise GanjaxError(f"{what} {path} is not a readable .npz file ({e})") from e
+  if images.ndim != 4 or images.shape[-1] not in (1, 3) or len(images) < 2:
+    raise GanjaxError(f"{what} {path}: images have shape {images.shape}; give [N, H, W, C]"
+                      " with C = 1 or 3 and N >= 2")
+  if images.dtype == np.uint8:
+    return "images", images
+  if not np.issubdtype(images.dtype, np.floating):
+    raise GanjaxError(f"{what} {path}: images are {images.dtype}; give uint8 in [0, 255] or"
+                      " float in [-1, 1]")
+  low, high = float(images.min()), float(images.max())
+  if low < -1.001 or high > 1.001:
+    raise GanjaxError(f"{what} {path}: float images range over [{low:g}, {high:g}], not"
+                      " [-1, 1]; rescale them (x / 127.5 - 1 for [0, 255]) or save uint8")
+  return "images", images
+
+
+def open_source(path: str, what: str):
+  """("stats", (mu, sigma)), ("images", array) or ("files", [paths]) for a PATH argument."""
+  if os.path.isdir(path):
+    return "files", list_images(path, what)
+  if os.path.isfile(path) and path.lower().endswith(".npz"):
+    return load_npz(path, what)
+  if os.path.exists(path):
+    raise GanjaxError(f"{what} {path} is neither a folder of images nor an .npz file")
+  raise GanjaxError(f"{what} {path} does not exist; give a folder of images, an .npz of"
+                    " images or an .npz of FID statistics")
+
+
+def file_features(extractor, files: list[str], what: str, chunk: int) -> dict:
+  """Features of image files, read `chunk` at a time (the next chunk is read meanwhile).
+
+  Images of one size go through the extractor together; sizes may differ.
+  """
+  out = None
+  with futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+    def read(start):
+      return [pool.submit(decode_image, what, f, 3) for f in files[start:start + chunk]]
+    pending = read(0)
+    for start in range(0, len(files), chunk):
+      images = [p.result() for p in pending]
+      pending = read(start + chunk)
+      by_size = {}
+      for i, image in enumerate(images):
+        by_size.setdefault(image.shape, []).append(i)
+      for indices in by_size.values():
+        got = extractor(np.stack([images[i] for i in indices]))
+        if out is None:
+          out = {k: np.empty((len(files),) + v.shape[1:], v.dtype) for k, v in got.items()}
+        for k, v in got.items():
+          out[k][[start + i for i in indices]] = v
+  return out
+
+
+def compute(path_a: str, path_b: str, *, weights: str | None = None, batch_size: int = 200,
+            save_stats: bool = False, kid: bool = False, inception_score: bool = False,
+            log=print) -> dict:
+  """What the command prints, as a dict: fid (or, with save_stats, the file written)."""
+  sources = [open_source(path_a, "PATH_A")]
+  if save_stats:
+    if sources[0][0] == "stats":
+      raise GanjaxError(f"--save-stats: {path_a} already holds statistics; give images")
+    if os.path.exists(path_b):
+      raise GanjaxError(f"--save-stats: {path_b} exists; choose a new output file")
+  else:
+    sources.append(open_source(path_b, "PATH_B"))
+    if kid and any(kind == "stats" for kind, _ in sources):
+      raise GanjaxError("--kid needs images in both PATHs, not statistics")
+
+  extractor = None
+  if any(kind != "stats" for kind, _ in sources):
+    extractor = fid.load_inception(weights, batch_size=batch_size)
+  measured = []
+  for path, (kind, value) in zip((path_a, path_b), sources):
+    if kind == "stats":
+      measured.append({"stats": value})
+      continue
+    if kind == "files":
+      if len(value) < 2:
+        raise GanjaxError(f"{path} holds {len(value)} image; FID needs at least 2")
+      feats = file_features(extractor, value, path, extractor.batch_size)
+    else:
+      feats = extractor(value)
+    count = len(feats["pool"])
+    if count < FEW_IMAGES:
+      print(f"ganjax: note: {path} has {count} images, fewer than the {fid.POOL_DIM} feature"
+            " dimensions: the FID is biased upwards and comparable only at equal counts",
+            file=sys.stderr)
+    measured.append({"features": feats, "stats": fid.statistics(feats["pool"]),
+                     "count": count})
+
+  if save_stats:
+    fid.save_stats(path_b, *measured[0]["stats"])
+    log(f"ganjax: wrote the FID statistics of {measured[0]['count']} images of {path_a} to"
+        f" {path_b}")
+    return {"saved": path_b}
+
+  (mu_a, sigma_a), (mu_b, sigma_b) = (m["stats"] for m in measured)
+  if mu_a.shape != mu_b.shape:
+    raise GanjaxError(f"the statistics have {mu_a.size} and {mu_b.size} dimensions; both"
+                      f" must be the {fid.POOL_DIM}-d pool features")
+  result = {"fid": fid.frechet_distance(mu_a, sigma_a, mu_b, sigma_b)}
+  log(f"FID: {result['fid']}")
+  if kid:
+    result["kid"], result["kid_std"] = fid.kernel_inception_distance(
+        measured[0]["features"]["pool"], measured[1]["features"]["pool"])
+    log(f"KID: {result['kid']} +/- {result['kid_std']}")
+  if inception_score:
+    for name, path, m in zip(("a", "b"), (path_a, path_b), measured):
+      if "features" in m:
+        logits = m["features"]["logits"]
+        score = fid.inception_score(logits, splits=min(10, len(logits)))
+        result[f"inception_score_{name}"], result[f"inception_score_std_{name}"] = score
+        log(f"Inception Score ({path}): {score[0]} +/- {score[1]}")
+  return result
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(prog="python -m ganjax.fid", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("path", nargs=2, metavar="PATH",
+                      help="a folder of images, an .npz of images or an .npz of statistics")
+  parser.add_argument("--weights", default=None, metavar="FILE",
+                      help=f"the FID Inception weights ({fid.WEIGHTS_FILE})")
+  parser.add_argument("--batch-size", type=int, default=200,
+                      help="images per step over all devices (the result does not depend on"
+                           " it; pytorch-fid's default is 50)")
+  parser.add_argument("--save-stats", action="store_true",
+                      help="write the statistics of the first PATH's images to the second")
+  parser.add_argument("--kid", action="store_true", help="also the Kernel Inception Distance")
+  parser.add_argument("--inception-score", action="store_true",
+                      help="also the Inception Score of each PATH's images")
+  args = parser.parse_args(argv)
+  if args.batch_size < 1:
+    parser.error(f"--batch-size {args.batch_size} must be at least 1")
+  try:
+    compute(args.path[0], args.path[1], weights=args.weights, batch_size=args.batch_size,
+            save_stats=args.save_stats, kid=args.kid, inception_score=args.inception_score)
+  except GanjaxError as e:
+    sys.exit(f"ganjax: error: {e}")
+
+
+if __name__ == "__main__":
+  main()
