@@ -273,7 +273,8 @@ def test_resolve_weights_offline_says_where_to_put_the_file(weights_env, tmp_pat
   with pytest.raises(GanjaxError) as e:
     fid.resolve_weights()
   message = str(e.value)
-  assert "\n" not in message and fid.WEIGHTS_FILE in message and "could not be downloaded" in message
+  assert "\n" not in message and "could not be downloaded" in message
+  assert fid.WEIGHTS_FILE in message and fid.WEIGHTS_URL in message
   for place in ("--weights FILE", "inception_weights", fid.WEIGHTS_ENV, str(cache)):
     assert place in message
   assert os.listdir(cache) == []
