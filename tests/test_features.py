@@ -48,3 +48,13 @@ def test_extract_uint8_and_chunks():
 def test_extract_nothing_is_an_error():
   with pytest.raises(ValueError, match="no images"):
     features.extract(_fn, [], batch_size=4)
+
+
+def test_extract_with_params_matches_closure():
+  rng = np.random.default_rng(2)
+  images = rng.uniform(-1, 1, (9, 4, 4, 3)).astype(np.float32)
+  weights = {"w": rng.normal(size=(48, 5)).astype(np.float32)}
+  fn = lambda p, x: {"out": x.reshape(x.shape[0], -1) @ p["w"]}
+  got = features.extract(fn, images, batch_size=4, params=weights)
+  want = images.reshape(9, -1) @ weights["w"]
+  np.testing.assert_allclose(got["out"], want, rtol=1e-5, atol=1e-5)

@@ -33,17 +33,29 @@ def to_model_range(images) -> jax.Array:
 class Extractor:
   """A jitted, sharded `fn` with a fixed global batch size, for many calls.
 
+  With `params`, `fn(params, images)`: the params are replicated on the devices
+  and passed to each call.
+
   The global batch is `batch_size` rounded up to a multiple of the device count.
   Arrays may be uint8 (sent to the devices as bytes, converted there) or float.
   """
 
-  def __init__(self, fn: Callable, batch_size: int = 200, mesh=None):
+  def __init__(self, fn: Callable, batch_size: int = 200, mesh=None, params=None):
     self.mesh = parallel.make_mesh() if mesh is None else mesh
     n = self.mesh.size
     self.batch_size = max(n, -(-batch_size // n) * n)
     self._sharding = NamedSharding(self.mesh, P(parallel.AXIS))
-    self._fn = jax.jit(lambda x: fn(to_model_range(x)), in_shardings=self._sharding,
-                       out_shardings=self._sharding)
+    if params is None:
+      self._fn = jax.jit(lambda x: fn(to_model_range(x)), in_shardings=self._sharding,
+                         out_shardings=self._sharding)
+      return
+    # Weights go in as an argument, copied to every device once: closed over, they
+    # would be embedded in the program as constants, slow to compile when large.
+    replicated = NamedSharding(self.mesh, P())
+    params = parallel.replicate(jax.device_get(params), self.mesh)
+    apply = jax.jit(lambda p, x: fn(p, to_model_range(x)),
+                    in_shardings=(replicated, self._sharding), out_shardings=self._sharding)
+    self._fn = lambda x: apply(params, x)
 
   def _run_batch(self, chunk: np.ndarray):
     count = len(chunk)
@@ -70,6 +82,6 @@ class Extractor:
     return jax.tree.map(lambda *parts: np.concatenate(parts), *pieces)
 
 
-def extract(fn: Callable, images, batch_size: int = 200, mesh=None):
-  """Features `fn(images)` of every image, computed in sharded batches (see `Extractor`)."""
-  return Extractor(fn, batch_size, mesh)(images)
+def extract(fn: Callable, images, batch_size: int = 200, mesh=None, params=None):
+  """Features `fn(images)` (or `fn(params, images)`) of every image, in sharded batches."""
+  return Extractor(fn, batch_size, mesh, params)(images)

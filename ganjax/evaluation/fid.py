@@ -38,7 +38,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ganjax.errors import GanjaxError
 from ganjax.evaluation import features, inception, torch_weights
@@ -360,23 +359,6 @@ def inception_features(variables, images) -> dict:
   return {"pool": pool, "logits": jnp.dot(pool, kernel, precision=lax.Precision.HIGHEST)}
 
 
-class InceptionExtractor(features.Extractor):
-  """`inception_features` as a `features.Extractor`, its weights an argument of the jitted call.
-
-  Weights closed over by the extractor's function would be embedded in the
-  compiled program as constants (~95 MB), which makes compiling it slow;
-  here they are put on every device once and passed in.
-  """
-
-  def __init__(self, variables, batch_size: int = 200, mesh=None):
-    super().__init__(lambda x: x, batch_size, mesh)
-    replicated = NamedSharding(self.mesh, P())
-    params = jax.device_put(variables, replicated)
-    apply = jax.jit(lambda v, x: inception_features(v, features.to_model_range(x)),
-                    in_shardings=(replicated, self._sharding), out_shardings=self._sharding)
-    self._fn = lambda x: apply(params, x)
-
-
 def load_inception(weights: str | None = None, batch_size: int = 200, mesh=None):
   """The FID Inception as a `features.Extractor`: images -> {"pool", "logits"} (NumPy).
 
@@ -386,7 +368,7 @@ def load_inception(weights: str | None = None, batch_size: int = 200, mesh=None)
   """
   variables = inception.params_from_state_dict(
       torch_weights.load_state_dict(resolve_weights(weights)))
-  return InceptionExtractor(variables, batch_size, mesh)
+  return features.Extractor(inception_features, batch_size, mesh, params=variables)
 
 
 def image_metrics(extractor, fake_images, real=None, *, real_stats=None,
