@@ -1,0 +1,198 @@
+"""ganjax.evaluate, ganjax.sample and evaluation during training (evaluation/suite.py)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganjax import evaluate, sample, train
+from ganjax.errors import GanjaxError
+from ganjax.evaluation import suite, toy
+from tests.helpers import experiment_config, tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_POINTS = dict(g_width=16, d_width=16, batch_size=16, num_samples=100, log_every=1,
+                   sample_every=100, checkpoint_every=2)
+
+
+def cli(module, *args):
+  """One command run as a user types it (a subprocess: it starts JAX afresh)."""
+  return subprocess.run([sys.executable, "-m", f"ganjax.{module}", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=600,
+                        env={**os.environ, "PYTHONPATH": ROOT})
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+  """A 4-step ring run evaluated every 2 steps."""
+  workdir = str(tmp_path_factory.mktemp("toy") / "run")
+  config = experiment_config("toy_ring")
+  config.update({**TINY_POINTS, "num_train_steps": 4, "eval_every": 2})
+  train.train_and_evaluate(config, workdir)
+  return workdir
+
+
+def test_main_metric_ranks_results():
+  fid = suite.MainMetric(("fid",), (False,))
+  assert fid.better({"fid": 3.0}, None)
+  assert fid.better({"fid": 3.0}, {"fid": 4.0}) and not fid.better({"fid": 4.0}, {"fid": 3.0})
+  assert not fid.better({"fid": float("nan")}, None)
+  assert fid.better({"fid": 9.0}, {"fid": float("nan")})
+  modes = suite.MainMetric(("modes_captured", "high_quality_fraction"), (True, True))
+  assert modes.better({"modes_captured": 8, "high_quality_fraction": 0.1},
+                      {"modes_captured": 7, "high_quality_fraction": 0.9})
+  assert modes.better({"modes_captured": 7, "high_quality_fraction": 0.5},
+                      {"modes_captured": 7, "high_quality_fraction": 0.4})
+  assert not modes.better({"modes_captured": 7, "high_quality_fraction": 0.4},
+                          {"modes_captured": 7, "high_quality_fraction": 0.4})
+
+
+def test_to_uint8_rounds_like_the_sample_grids():
+  x = np.array([-1.0, -0.999, 0.0, 0.5, 1.0, 1.5, -3.0], np.float32)
+  np.testing.assert_array_equal(suite.to_uint8(x), [0, 0, 128, 191, 255, 255, 0])
+
+
+def test_training_logs_evaluations_and_keeps_the_best(toy_run):
+  records = [json.loads(l) for l in open(os.path.join(toy_run, "metrics.jsonl"))]
+  evals = [r for r in records if "eval/modes_captured" in r]
+  assert [r["step"] for r in evals] == [2, 4]
+  best = json.load(open(os.path.join(toy_run, "best.json")))
+  assert best["main_metric"] == ["modes_captured", "high_quality_fraction"]
+  scores = {r["step"]: (r["eval/modes_captured"], r["eval/high_quality_fraction"])
+            for r in evals}
+  assert best["step"] == max(scores, key=lambda s: (scores[s], -s))
+  assert os.listdir(os.path.join(toy_run, "best")) == [str(best["step"])]
+
+  # The best checkpoint evaluates to what training logged for it: same latents, same state.
+  result = evaluate.evaluate(toy_run, checkpoint="best")
+  assert result["step"] == best["step"] and result["checkpoint"] == "best"
+  assert result["modes_captured"] == best["metrics"]["modes_captured"]
+  assert result["high_quality_fraction"] == pytest.approx(
+      best["metrics"]["high_quality_fraction"])
+
+
+def test_evaluate_toy_matches_the_metric_on_sampled_points(toy_run, tmp_path, capsys):
+  evaluate.main(["--workdir", toy_run, "--num_samples", "500", "--seed", "3"])
+  printed = capsys.readouterr().out
+  saved = json.load(open(os.path.join(toy_run, "eval.json")))
+  assert saved["step"] == 4 and saved["num_samples"] == 500
+  assert "modes_captured" in printed and "wrote" in printed
+  # The same points through ganjax.sample, scored directly.
+  out = tmp_path / "points.npz"
+  sample.main(["--workdir", toy_run, "--num", "500", "--seed", "3", "--out", str(out)])
+  points = np.load(out)["points"]
+  assert points.shape == (500, 2) and points.dtype == np.float32
+  want = toy.mode_metrics(points, "ring")
+  assert saved["mode_counts"] == want["mode_counts"]
+  assert saved["high_quality_fraction"] == pytest.approx(want["high_quality_fraction"])
+
+
+def test_evaluate_errors(toy_run, tmp_path):
+  result = cli("evaluate", "--workdir", str(tmp_path))
+  assert result.returncode == 1 and "has no config.json" in result.stderr
+  assert result.stderr.startswith("ganjax: error:") and "Traceback" not in result.stderr
+  with pytest.raises(SystemExit) as e:
+    evaluate.main(["--workdir", toy_run, "--checkpoint", "7"])
+  assert "no checkpoint at step 7" in e.value.code and "saved steps: [2, 4]" in e.value.code
+  with pytest.raises(GanjaxError, match="metrics level 'some'"):
+    evaluate.evaluate(toy_run, metrics="some")
+
+
+@pytest.fixture(scope="module")
+def image_runs(tmp_path_factory):
+  root = tmp_path_factory.mktemp("images")
+  runs = {}
+  for name, overrides in [("gan", {}), ("cgan", {"num_classes": 10, "label_dim": 8})]:
+    runs[name] = str(root / name)
+    train.train_and_evaluate(tiny_config(num_train_steps=2, eval_every=0, **overrides),
+                             runs[name])
+  return runs
+
+
+def test_sample_writes_npz_and_png(image_runs, tmp_path):
+  out = tmp_path / "s.npz"
+  message = sample.sample(image_runs["gan"], 5, str(out), seed=1)
+  assert "5 samples" in message
+  images = np.load(out)["images"]
+  assert images.shape == (5, 32, 32, 1) and images.dtype == np.uint8
+  assert "labels" not in np.load(out)
+  # Directories of PNGs hold the same pixels.
+  sample.sample(image_runs["gan"], 5, str(tmp_path / "png"), seed=1)
+  files = sorted(os.listdir(tmp_path / "png"))
+  assert files == [f"{i:06d}.png" for i in range(5)]
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "png" / files[3])),
+                                images[3, ..., 0])
+  # The same seed gives the same samples; another seed others.
+  sample.sample(image_runs["gan"], 5, str(tmp_path / "again.npz"), seed=1)
+  np.testing.assert_array_equal(np.load(tmp_path / "again.npz")["images"], images)
+  sample.sample(image_runs["gan"], 5, str(tmp_path / "other.npz"), seed=2)
+  assert not np.array_equal(np.load(tmp_path / "other.npz")["images"], images)
+
+
+def test_sample_conditional_labels(image_runs, tmp_path):
+  run = image_runs["cgan"]
+  sample.sample(run, 12, str(tmp_path / "all.npz"))
+  np.testing.assert_array_equal(np.load(tmp_path / "all.npz")["labels"],
+                                np.arange(12) % 10)
+  sample.sample(run, 5, str(tmp_path / "list.npz"), labels="3,7")
+  np.testing.assert_array_equal(np.load(tmp_path / "list.npz")["labels"], [3, 7, 3, 7, 3])
+  sample.sample(run, 3, str(tmp_path / "png"), labels="4")
+  assert sorted(os.listdir(tmp_path / "png")) == [f"{i:06d}_label4.png" for i in range(3)]
+  # The label reaches the generator: class 3 and class 7 images differ for the same z.
+  a = sample.sample(run, 2, str(tmp_path / "three.npz"), labels="3")
+  b = sample.sample(run, 2, str(tmp_path / "seven.npz"), labels="7")
+  assert a and b
+  assert not np.array_equal(np.load(tmp_path / "three.npz")["images"],
+                            np.load(tmp_path / "seven.npz")["images"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--labels", "12"], "class 12 is outside 0..9"),
+    (["--labels", "x"], "give all, a class, or classes separated by commas"),
+    (["--num", "0"], "--num 0 must be at least 1"),
+])
+def test_sample_errors(image_runs, tmp_path, args, message):
+  argv = ["--workdir", image_runs["cgan"], "--num", "2", "--out", str(tmp_path / "x.npz")]
+  for i in range(0, len(args), 2):
+    if args[i] in argv:
+      argv[argv.index(args[i]) + 1] = args[i + 1]
+    else:
+      argv += args[i:i + 2]
+  with pytest.raises(SystemExit) as e:
+    sample.main(argv)
+  assert message in str(e.value.code) and str(e.value.code).startswith("ganjax: error:")
+
+
+def test_sample_refuses_labels_for_unconditional_and_points_as_png(image_runs, toy_run,
+                                                                    tmp_path):
+  with pytest.raises(GanjaxError, match="unconditional"):
+    sample.sample(image_runs["gan"], 2, str(tmp_path / "x.npz"), labels="3")
+  with pytest.raises(GanjaxError, match="2D points go to an .npz file"):
+    sample.sample(toy_run, 2, str(tmp_path / "dir"))
+
+
+def test_old_configs_load_with_defaults_and_foreign_checkpoints_are_refused(image_runs,
+                                                                         tmp_path):
+  # A config.json written before a key existed loads with that key's default.
+  path = os.path.join(image_runs["gan"], "config.json")
+  saved = json.load(open(path))
+  old = {k: v for k, v in saved.items() if k not in ("eval_every", "minibatch_stddev")}
+  json.dump(old, open(path, "w"))
+  try:
+    config, _, step = train.load_run(image_runs["gan"])
+    assert step == 2 and config.minibatch_stddev == 0 and config.eval_every == 1000
+  finally:
+    json.dump(saved, open(path, "w"))
+  # A checkpoint of another network does not restore into this one.
+  wider = dict(saved, g_width=16)
+  json.dump(wider, open(path, "w"))
+  try:
+    with pytest.raises(GanjaxError, match="does not fit this run's state"):
+      train.load_run(image_runs["gan"])
+  finally:
+    json.dump(saved, open(path, "w"))
