@@ -193,13 +193,11 @@ class Classifier:
 
   @functools.cached_property
   def _extractor(self):
-    params = self.params
-
-    def fn(x):
+    def fn(params, x):
       feats, logits = DigitNet().apply(params, x)
       return {"features": feats, "logits": logits}
 
-    return features_lib.Extractor(fn, batch_size=500)
+    return features_lib.Extractor(fn, batch_size=500, params=self.params)
 
   def predict(self, images) -> dict[str, np.ndarray]:
     """{"features": float32 [N, 128], "logits": float32 [N, 10]} of images [N, 32, 32, C].
