@@ -196,3 +196,56 @@ def test_old_configs_load_with_defaults_and_foreign_checkpoints_are_refused(imag
       train.load_run(image_runs["gan"])
   finally:
     json.dump(saved, open(path, "w"))
+
+
+# --- the Inception metrics, with a small stand-in for the Inception network -------------
+
+
+def _tiny_inception(images):
+  """Per-image features (pool [N, 64], logits [N, 16]): the metrics take any width, and
+  a 64-d Frechet distance is quick where a 2048-d one takes many seconds on a CPU."""
+  x = jax.image.resize(images, (images.shape[0], 8, 8, images.shape[-1]), "linear")
+  flat = x.reshape(x.shape[0], -1)
+  w = jax.random.normal(jax.random.PRNGKey(0), (flat.shape[1], 64 + 16)) / 8
+  out = jax.numpy.tanh(flat @ w)
+  return {"pool": out[:, :64], "logits": 4 * out[:, 64:]}
+
+
+@pytest.fixture
+def tiny_inception(monkeypatch, tmp_path):
+  from ganjax.evaluation import features, fid  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(fid, "load_inception",
+                      lambda weights=None, batch_size=200, mesh=None:
+                      features.Extractor(_tiny_inception, batch_size, mesh))
+  monkeypatch.setattr(fid, "resolve_weights", lambda path=None: "/nowhere/tiny.pth")
+  monkeypatch.setenv("GANJAX_CACHE", str(tmp_path / "cache"))
+  monkeypatch.setattr(suite, "REAL_IMAGES", 300)
+  return _tiny_inception
+
+
+def test_image_run_scores_fid_is_kid_against_the_training_data(tmp_path, tiny_inception):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / "cifar")
+  config = tiny_config(dataset="tfds:cifar10", channels=3, num_train_steps=2, eval_every=1)
+  with tfds.testing.mock_data(num_examples=64):
+    train.train_and_evaluate(config, workdir)  # cheap metrics: none for CIFAR-10
+    assert not os.path.exists(os.path.join(workdir, "best.json"))
+    with pytest.raises(GanjaxError, match="no cheap metric for dataset='tfds:cifar10'"):
+      evaluate.evaluate(workdir, metrics="cheap")
+    result = evaluate.evaluate(workdir, num_samples=40)
+    cached = os.listdir(tmp_path / "cache" / "real_features")
+    assert len(cached) == 1  # measured once; a second evaluation reads the cache
+    again = evaluate.evaluate(workdir, num_samples=40)
+  assert again["fid"] == pytest.approx(result["fid"])
+
+  real = np.load(tmp_path / "cache" / "real_features" / cached[0])["pool"]
+  assert real.shape == (300, 64)
+  config, state, _ = train.load_run(workdir)
+  fake = suite.to_uint8(suite.generate(config, state, 40, jax.random.PRNGKey(0)))
+  out = jax.device_get(tiny_inception(jax.numpy.asarray(fake, np.float32) / 127.5 - 1))
+  want = fid.frechet_distance(*fid.statistics(out["pool"]), *fid.statistics(real))
+  assert result["fid"] == pytest.approx(want, rel=1e-5)
+  score, _ = fid.inception_score(out["logits"])
+  assert result["inception_score"] == pytest.approx(score, rel=1e-5)
+  assert np.isfinite(result["kid"]) and result["kid_std"] >= 0
