@@ -8,8 +8,10 @@ Two small CNNs are shipped in ganjax/assets/ (float32 .npz files, ~0.4 MB each):
                 (data.digit_pair), 3 channels; scored on each domain's test split
 
 `python -m ganjax.evaluation.classifier --retrain [--out DIR]` trains both again
-from the recipe below and prints their held-out accuracies. Each file stores its
-accuracy and a hash of its recipe, which `load` reports.
+from the recipe below and prints their held-out accuracies (shipped: mnist 97.6%;
+digit_pair 98.0% on domain A, 98.0% on B; a few minutes each on a 2-core CPU, where
+the retrained mnist file came out bit-identical to the shipped one). Each file
+stores its accuracies and a hash of its recipe, which `load` reports.
 
 Network (`DigitNet`), on 32x32 images in [-1, 1] (28x28 digits padded by 2, as
 data.fit_mnist does): 5x5 conv 32 stride 2 -> 3x3 conv 64 stride 2 -> 3x3 conv 32
