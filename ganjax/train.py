@@ -13,7 +13,6 @@ import os
 import time
 
 import jax
-import ml_collections
 import numpy as np
 
 from ganjax import algorithms, configs, data, logs, parallel

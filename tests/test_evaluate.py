@@ -249,3 +249,88 @@ def test_image_run_scores_fid_is_kid_against_the_training_data(tmp_path, tiny_in
   score, _ = fid.inception_score(out["logits"])
   assert result["inception_score"] == pytest.approx(score, rel=1e-5)
   assert np.isfinite(result["kid"]) and result["kid_std"] >= 0
+
+
+# --- MNIST classifier metrics and CycleGAN metrics (the shipped classifiers) ------------
+
+
+def test_mnist_run_classifier_metrics_and_tstr(image_runs, tiny_inception, monkeypatch):
+  import functools  # pylint: disable=g-import-not-at-top
+  from ganjax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+  # TSTR trains two classifiers; a few steps are enough to see them reported.
+  monkeypatch.setattr(classifier, "tstr", functools.partial(classifier.tstr, steps=30))
+  run = image_runs["cgan"]
+  cheap = evaluate.evaluate(run, num_samples=300, metrics="cheap")
+  for key in ("classifier_fid", "classifier_is", "label_histogram", "classes_covered",
+              "kl_from_uniform", "conditioning_accuracy"):
+    assert key in cheap, key
+  assert "tstr_accuracy" not in cheap and "fid" not in cheap
+
+  # The same samples, scored directly.
+  config, state, _ = train.load_run(run)
+  labels = np.arange(300, dtype=np.int32) % 10
+  fake = suite.to_uint8(suite.generate(config, state, 300, jax.random.PRNGKey(0), labels))
+  want = classifier.mnist_metrics(fake)
+  assert cheap["classifier_fid"] == pytest.approx(want["classifier_fid"], rel=1e-6)
+  assert cheap["label_histogram"] == pytest.approx(want["label_histogram"])
+  assert cheap["conditioning_accuracy"] == pytest.approx(
+      classifier.conditioning_accuracy(fake, labels))
+
+  full = evaluate.evaluate(run, num_samples=300)  # + TSTR and the (stand-in) Inception metrics
+  assert full["classifier_fid"] == pytest.approx(cheap["classifier_fid"])
+  assert 0 <= full["tstr_accuracy"] <= 1 and full["trtr_accuracy"] > 0.5
+  assert full["tstr_steps"] == 30
+  assert {"fid", "inception_score", "kid"} <= set(full)
+
+
+def test_mnist_run_without_inception_weights_notes_why(image_runs, monkeypatch, tmp_path):
+  monkeypatch.setenv("GANJAX_CACHE", str(tmp_path / "empty-cache"))
+  monkeypatch.delenv("GANJAX_INCEPTION_WEIGHTS", raising=False)
+  from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
+
+  def offline(*args, **kwargs):
+    raise GanjaxError("no network (test)")
+  monkeypatch.setattr(fid, "download", offline)
+  evaluator = suite.Evaluator(json_config(image_runs["gan"]), level="all", num_samples=50)
+  assert any("Inception metrics skipped" in note for note in evaluator.notes)
+  assert evaluator.main.keys == ("classifier_fid",)
+
+
+def json_config(workdir):
+  config, _, _ = train.load_run(workdir)
+  return config
+
+
+def test_cyclegan_digit_pair_metrics(tmp_path):
+  from ganjax import data  # pylint: disable=g-import-not-at-top
+  from ganjax.evaluation import classifier  # pylint: disable=g-import-not-at-top
+  config = experiment_config("cyclegan")
+  config.update(dict(g_width=4, d_width=4, num_blocks=1, batch_size=8, num_train_steps=2,
+                     log_every=1, sample_every=2, checkpoint_every=2, num_samples=3,
+                     pool_size=5, eval_every=2))
+  workdir = str(tmp_path / "cycle")
+  train.train_and_evaluate(config, workdir)
+  best = json.load(open(os.path.join(workdir, "best.json")))
+  assert best["main_metric"] == ["class_preserved"] and best["step"] == 2
+  full = evaluate.evaluate(workdir, metrics="cheap")  # the whole test split, as in training
+  assert full["num_samples"] == 250
+  assert full["class_preserved"] == pytest.approx(best["metrics"]["class_preserved"])
+  result = evaluate.evaluate(workdir, metrics="cheap", num_samples=40)
+  assert result["num_samples"] == 40
+
+  # Direct computation on 40 test digits of each domain, evenly spaced (every class).
+  config, state, _ = train.load_run(workdir)
+  from ganjax.algorithms import cyclegan  # pylint: disable=g-import-not-at-top
+  subset = np.linspace(0, 249, 40).round().astype(int)
+  a = data.unpaired_images(config, "test", "a")[subset]
+  _, labels_a, _, _ = data.digit_pair(config.load_size, "test")
+  labels_a = labels_a[subset]
+  assert len(set(labels_a)) == 10
+  ab = np.asarray(cyclegan.translate(config, state, data.to_unit_range(a), "AtoB"))
+  aba = np.asarray(cyclegan.translate(config, state, data.to_unit_range(suite.to_uint8(ab)),
+                                      "BtoA"))
+  assert result["cycle_l1_a"] == pytest.approx(
+      float(np.mean(np.abs(aba - data.to_unit_range(a)))), rel=1e-4)
+  assert result["class_preserved_AtoB"] == pytest.approx(
+      classifier.class_preserved(suite.to_uint8(ab), labels_a))
+  assert result["classifier_fid_AtoB"] > 0

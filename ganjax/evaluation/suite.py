@@ -91,7 +91,8 @@ class Evaluator:
 
   level: "cheap" (what training runs every `eval_every` steps) or "all".
   num_samples: generated examples scored (default: 2,500 points for the
-  mixtures, 10,000 images otherwise; the test split for translations).
+  mixtures, 10,000 images otherwise; for translations the test split, or that
+  many of its images, evenly spaced through it).
   inception_weights: the FID Inception file, else found as
   `ganjax.evaluation.fid.resolve_weights` finds it.
   """
@@ -155,17 +156,19 @@ class Evaluator:
                         " metrics need level 'all' (eval_metrics='all')")
 
   def _setup_translation(self, num_samples):
-    self.test = {d: data.unpaired_images(self.config, self._split(), d) for d in data.DOMAINS}
-    if num_samples:
-      self.test = {d: x[:num_samples] for d, x in self.test.items()}
-    self.num_samples = min(len(x) for x in self.test.values())
+    split = self._split()
+    self.test = {d: data.unpaired_images(self.config, split, d) for d in data.DOMAINS}
+    self.num_samples = min([len(x) for x in self.test.values()] + [num_samples or np.inf])
+    # An evenly spaced subset: the digit pair's splits are ordered by class.
+    subset = {d: np.linspace(0, len(x) - 1, self.num_samples).round().astype(int)
+              for d, x in self.test.items()}
+    self.test = {d: x[subset[d]] for d, x in self.test.items()}
     if self.kind == "digit_pair":
       from ganjax.evaluation import classifier  # pylint: disable=g-import-not-at-top
       self.classifier = classifier.load("digit_pair")
-      _, labels_a, _, labels_b = data.digit_pair(self.config.load_size, self._split())
-      self.labels = {"a": np.asarray(labels_a), "b": np.asarray(labels_b)}
-      self.test = {d: x[:self.num_samples] for d, x in self.test.items()}
-      self.labels = {d: x[:self.num_samples] for d, x in self.labels.items()}
+      _, labels_a, _, labels_b = data.digit_pair(self.config.load_size, split)
+      self.labels = {"a": np.asarray(labels_a)[subset["a"]],
+                     "b": np.asarray(labels_b)[subset["b"]]}
       self.real_classifier = {d: self.classifier.predict(x)["features"]
                               for d, x in self.test.items()}
       self.main = MainMetric(("class_preserved",), (True,))
@@ -264,7 +267,9 @@ class Evaluator:
 
   def generate(self, state, n: int, labels=None) -> np.ndarray:
     """n samples from the state's generator (images in [-1, 1] or 2D points), in batches."""
-    return generate(self.config, state, n, self.key, labels, self.batch_size)
+    if not hasattr(self, "_sample"):
+      self._sample = sampler(self.config)  # compiled once for every evaluation
+    return generate(self.config, state, n, self.key, labels, self.batch_size, self._sample)
 
   # --- scoring ---------------------------------------------------------------------------
 
@@ -298,8 +303,10 @@ class Evaluator:
 
   def _score_translation(self, state) -> dict:
     from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
-    translate = jax.jit(lambda s, x, direction: self.algorithm.translate(
-        self.config, s, x, direction), static_argnums=2)
+    if not hasattr(self, "_translate"):  # compiled once for every evaluation
+      self._translate = jax.jit(lambda s, x, direction: self.algorithm.translate(
+          self.config, s, x, direction), static_argnums=2)
+    translate = self._translate
 
     def run(images, direction):
       out = []
@@ -335,13 +342,20 @@ class Evaluator:
     return result
 
 
-def generate(config, state, n: int, key, labels=None, batch_size: int = 200) -> np.ndarray:
-  """n samples of a GAN-family state, drawn in batches from latents of `key`."""
+def sampler(config):
+  """The jitted `sample(state, z, labels)` of a GAN-family config."""
   algorithm = algorithms.get(config.algorithm)
   if not hasattr(algorithm, "sample"):
     raise GanjaxError(f"algorithm={config.algorithm!r} does not sample from noise; it"
                       " translates images (python -m ganjax.translate)")
-  sample = jax.jit(lambda s, z, y: algorithm.sample(config, s, z, y))
+  return jax.jit(lambda s, z, y: algorithm.sample(config, s, z, y))
+
+
+def generate(config, state, n: int, key, labels=None, batch_size: int = 200,
+             sample=None) -> np.ndarray:
+  """n samples of a GAN-family state, drawn in batches from latents of `key`."""
+  algorithm = algorithms.get(config.algorithm)
+  sample = sample or sampler(config)
   z = algorithm.latent(config, key, n)
   out = []
   for start in range(0, n, batch_size):
