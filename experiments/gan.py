@@ -5,7 +5,7 @@ Run (offline, CPU, a few minutes; writes runs/gan):
   python -m ganjax.main --config experiments/gan.py
 
 Presets:
-  (none)    bundled:mnist, the 5,000 MNIST digits shipped with ganjax, padded
+  (none)    bundled:mnist, the 4,500 MNIST training digits shipped with ganjax, padded
             from 28x28 to 32x32 with background, 1 channel; half the paper's
             width (32) and batch (64) so that it trains in minutes on a laptop
             CPU. Expect recognisable digits in runs/gan/samples/ from about
