@@ -1,12 +1,14 @@
 """Tests for ganjax.evaluation.inception (FID Inception-v3) and torch_weights (.pth reader).
 
-The golden files in tests/golden/ come from tests/make_fid_golden.py (PyTorch).
-The full-network comparison with pytorch-fid needs that script's ~95 MB random
-weights, which are not committed: it runs when GANJAX_FID_PARITY_DIR names the
-directory the script wrote, and is skipped otherwise.
+The golden files in tests/golden/ come from tests/make_fid_golden.py, run once
+with PyTorch and pytorch-fid; these tests read them with ganjax alone. The
+full-network comparison uses fid_inception_random.pth, pytorch-fid's network
+with random weights stored compactly (~1 MB: every large weight is a strided
+view of a short storage), and fid_inception_parity.npz: uint8 images of
+several sizes, pytorch-fid's pool features and logits for them, and FID values
+from pytorch-fid's calculate_frechet_distance.
 """
 
-import os
 import pathlib
 import zipfile
 
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from ganjax.errors import GanjaxError
+from ganjax.evaluation import fid
 from ganjax.evaluation import inception
 from ganjax.evaluation import torch_weights
 
@@ -235,38 +238,94 @@ def test_params_from_state_dict(shapes):
     inception.params_from_state_dict(wrong)
 
 
-# --- parity with pytorch-fid (local: needs tests/make_fid_golden.py's output) -----------
-
-PARITY_DIR = os.environ.get("GANJAX_FID_PARITY_DIR")
+# --- parity with pytorch-fid (tests/make_fid_golden.py's committed golden files) -----
 
 
 def _relative_error(got, want):
   return float(np.linalg.norm(got - want) / np.linalg.norm(want))
 
 
-@pytest.mark.skipif(not PARITY_DIR, reason="set GANJAX_FID_PARITY_DIR to the directory"
-                    " tests/make_fid_golden.py wrote")
-def test_parity_with_pytorch_fid():
-  sd = torch_weights.load_state_dict(os.path.join(PARITY_DIR, "fid_inception_random.pth"))
+def _fid_features(seed, n, dims, factors):
+  """tests/make_fid_golden.py's fid_features: two [n, dims] float64 feature sets."""
+  rng = np.random.default_rng(seed)
+  sets = []
+  for _ in range(2):
+    mean = rng.normal(0.0, 0.5, dims)
+    scale = rng.uniform(0.5, 1.5, dims)
+    mixing = rng.standard_normal((factors, dims)) / np.sqrt(factors)
+    x = rng.standard_normal((n, dims)) * scale + rng.standard_normal((n, factors)) @ mixing
+    sets.append(x + mean)
+  return sets
+
+
+@pytest.fixture(scope="module")
+def parity():
+  """The golden arrays, and FIDInception's outputs for the golden images (one jit per size)."""
+  with np.load(GOLDEN / "fid_inception_parity.npz") as f:
+    golden = {k: f[k] for k in f.files}
+  sd = torch_weights.load_state_dict(GOLDEN / "fid_inception_random.pth")
+  # The weights are overlapping strided views of short storages: W[o + 1, ..., w] is
+  # W[o, ..., w + 1] (what keeps the file small; the reader must rebuild them as such).
+  w = sd["Mixed_6e.branch7x7_2.conv.weight"]
+  assert w.shape == (192, 192, 1, 7)
+  np.testing.assert_array_equal(w[1:, :, :, :-1], w[:-1, :, :, 1:])
   variables = inception.params_from_state_dict(sd)
-  model = inception.FIDInception()
-  apply = jax.jit(model.apply)
-  with np.load(os.path.join(PARITY_DIR, "fid_inception_parity.npz")) as golden:
-    assert int(golden["num_params"]) == inception.NUM_PARAMS
-    names = [k.removeprefix("images_") for k in golden.files if k.startswith("images_")]
-    for name in names:
-      images = golden[f"images_{name}"]  # [0, 1], pytorch-fid's input
-      out = apply(variables, jnp.asarray(2 * images - 1))  # ganjax's [-1, 1]
-      pool_error = _relative_error(np.asarray(out["pool"]), golden[f"pool_{name}"])
-      logits_error = _relative_error(np.asarray(out["logits"]), golden[f"logits_{name}"])
-      print(f"{name}: pool rel. error {pool_error:.2e}, logits rel. error {logits_error:.2e}")
-      assert pool_error < 1e-4 and logits_error < 1e-4, name
-      np.testing.assert_allclose(np.asarray(out["pool"]), golden[f"pool_{name}"],
-                                 rtol=1e-4, atol=1e-4 * np.abs(golden[f"pool_{name}"]).max())
-      # One grey channel is the same image repeated.
-      if name == "32x32":
-        grey = images[..., :1]
-        out_grey = apply(variables, jnp.asarray(2 * grey - 1))
-        out_rgb = apply(variables, jnp.asarray(2 * np.repeat(grey, 3, -1) - 1))
-        np.testing.assert_allclose(np.asarray(out_grey["pool"]), np.asarray(out_rgb["pool"]),
-                                   rtol=1e-6, atol=1e-6)
+  apply = jax.jit(inception.FIDInception().apply)
+  names = [k.removeprefix("images_") for k in golden if k.startswith("images_")]
+  outputs = {}
+  for name in names:
+    # pytorch-fid's input is image / 255 in float32; ganjax's is 2 * that - 1.
+    images = golden[f"images_{name}"].astype(np.float32) / np.float32(255)
+    outputs[name] = jax.tree.map(np.asarray, apply(variables, jnp.asarray(2 * images - 1)))
+  return golden, outputs, variables, apply
+
+
+def test_parity_with_pytorch_fid(parity):
+  golden, outputs, variables, apply = parity
+  assert int(golden["num_params"]) == inception.NUM_PARAMS
+  assert set(outputs) == {"32x32", "64x48", "299x299", "320x300"}
+  for name, out in outputs.items():
+    pool_error = _relative_error(out["pool"], golden[f"pool_{name}"])
+    logits_error = _relative_error(out["logits"], golden[f"logits_{name}"])
+    print(f"{name}: pool rel. error {pool_error:.2e}, logits rel. error {logits_error:.2e}")
+    assert pool_error < 1e-4 and logits_error < 1e-4, name
+    np.testing.assert_allclose(out["pool"], golden[f"pool_{name}"],
+                               rtol=1e-4, atol=1e-4 * np.abs(golden[f"pool_{name}"]).max())
+  # One grey channel is the same image repeated.
+  grey = golden["images_32x32"][..., :1].astype(np.float32) / np.float32(255)
+  out_grey = apply(variables, jnp.asarray(2 * grey - 1))
+  out_rgb = apply(variables, jnp.asarray(2 * np.repeat(grey, 3, -1) - 1))
+  np.testing.assert_allclose(np.asarray(out_grey["pool"]), np.asarray(out_rgb["pool"]),
+                             rtol=1e-6, atol=1e-6)
+
+
+def test_fid_matches_pytorch_fid():
+  """ganjax's FID of synthetic 2048-d features equals pytorch-fid's calculate_frechet_distance."""
+  with np.load(GOLDEN / "fid_inception_parity.npz") as golden:
+    recipe, check, want = golden["fid_recipe"], golden["fid_check"], float(golden["fid_value"])
+  a, b = _fid_features(*(int(v) for v in recipe))
+  (mu1, sigma1), (mu2, sigma2) = fid.statistics(a), fid.statistics(b)
+  np.testing.assert_allclose(np.stack([mu1[:8], mu2[:8]]), check, rtol=1e-12, err_msg=(
+      "the features are not the ones the golden FID was computed on (NumPy's random"
+      " stream changed?): run tests/make_fid_golden.py again"))
+  # pytorch-fid's statistics: the mean and np.cov(rowvar=False), in float64.
+  assert mu1.dtype == sigma1.dtype == np.float64
+  np.testing.assert_allclose(sigma1[:64, :64], np.cov(a[:, :64], rowvar=False),
+                             rtol=1e-10, atol=1e-12)
+  got = fid.frechet_distance(mu1, sigma1, mu2, sigma2)
+  print(f"FID {got:.6f}, pytorch-fid {want:.6f}, rel. error {abs(got - want) / want:.2e}")
+  assert abs(got - want) <= 1e-3 * want
+
+
+def test_fid_of_images_matches_pytorch_fid(parity):
+  """The whole pipeline: FID of two groups of golden images' pool features (rank-deficient)."""
+  golden, outputs, _, _ = parity
+  if "fid_images_value" not in golden:
+    pytest.skip("make_fid_golden.py found pytorch-fid's FID of the image groups inaccurate")
+  pools = np.concatenate([outputs[name]["pool"] for name in
+                          ("32x32", "64x48", "299x299", "320x300")])
+  first, second = golden["fid_images_groups"]
+  got = fid.frechet_distance(*fid.statistics(pools[first]), *fid.statistics(pools[second]))
+  want = float(golden["fid_images_value"])
+  print(f"FID {got:.6f}, pytorch-fid {want:.6f}, rel. error {abs(got - want) / want:.2e}")
+  assert abs(got - want) <= 1e-3 * want
