@@ -87,4 +87,4 @@ def test_new_experiment_presets():
   assert (ring.dataset, ring.architecture, ring.channels, ring.num_samples) == (
       "toy:ring", "mlp", 2, 2500)
   assert (grid.dataset, grid.algorithm, grid.gp_weight, grid.g_norm) == (
-      "toy:grid", "wgan_gp", 0.1, "none")
+      "toy:grid", "wgan_gp", 1.0, "none")
