@@ -1,10 +1,14 @@
 """The `lr_decay` learning-rate schedule of the GAN-family optimizers."""
 
+import shutil
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+from ganjax import train
 from ganjax.algorithms import gan
 from ganjax.errors import GanjaxError
 from tests.helpers import experiment_config
@@ -55,3 +59,17 @@ def test_adam_makes_no_update_once_the_rate_reaches_zero():
 def test_a_fraction_outside_zero_one_is_a_clear_error():
   with pytest.raises(GanjaxError, match="lr_decay=1.5"):
     gan.optimizers(toy_config(lr_decay=1.5))
+
+
+def test_a_decaying_run_resumes_where_it_stopped(tmp_path):
+  config = toy_config(g_width=16, d_width=16, batch_size=16, num_samples=100,
+                      num_train_steps=4, lr_decay=0.5, log_every=1, sample_every=4,
+                      checkpoint_every=1)
+  straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
+  interrupted = tmp_path / "interrupted"
+  train.train_and_evaluate(config, str(interrupted))
+  shutil.rmtree(interrupted / "checkpoints" / "4")  # as if stopped after step 3
+  resumed = train.train_and_evaluate(config, str(interrupted))
+  for a, b in zip(jax.tree.leaves(jax.device_get(resumed)),
+                  jax.tree.leaves(jax.device_get(straight))):
+    np.testing.assert_array_equal(a, b)
