@@ -13,6 +13,9 @@ KL of the mode histogram. Prints a table per seed with the wall time of its
 training (0 when it was already trained) and the mean +- std and minimum over
 seeds, and writes it all to <workdir-root>/<experiment>[-<preset>]/summary.json.
 
+A workdir is reused by its step count alone: after changing the config, use a
+fresh --workdir-root, or a longer run would resume from a shorter one's end.
+
 --steps overrides num_train_steps (and with it the length of an lr_decay
 schedule); --set key=value overrides any other config key (a Python literal).
 Compiled steps are cached in <workdir-root>/jax_cache, so that only the first
