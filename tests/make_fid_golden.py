@@ -33,12 +33,16 @@ The checks against these files: python -m pytest tests/test_inception.py -k pyto
 import argparse
 import collections
 import os
+import sys
 from unittest import mock
 
 import numpy as np
 import torch
 from pytorch_fid import fid_score
 from pytorch_fid import inception as fid_inception
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.fid_recipe import fid_features  # noqa: E402  the recipe the CI test rebuilds
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 
@@ -189,24 +193,6 @@ def randomise(model, g):
     assert torch.equal(state_dict[key], view), key
     state_dict[key] = view
   return state_dict
-
-
-def fid_features(seed, n, dims, factors):
-  """Two [n, dims] float64 feature sets with different means and covariances.
-
-  Each set is per-dimension scaled noise plus a `factors`-dimensional random
-  mixture (covariance diag(scale^2) + B^T B, full rank), shifted by its own
-  random mean. tests/test_inception.py rebuilds them from the same recipe.
-  """
-  rng = np.random.default_rng(seed)
-  sets = []
-  for _ in range(2):
-    mean = rng.normal(0.0, 0.5, dims)
-    scale = rng.uniform(0.5, 1.5, dims)
-    mixing = rng.standard_normal((factors, dims)) / np.sqrt(factors)
-    x = rng.standard_normal((n, dims)) * scale + rng.standard_normal((n, factors)) @ mixing
-    sets.append(x + mean)
-  return sets
 
 
 def statistics(features):

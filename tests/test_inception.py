@@ -21,6 +21,7 @@ from ganjax.errors import GanjaxError
 from ganjax.evaluation import fid
 from ganjax.evaluation import inception
 from ganjax.evaluation import torch_weights
+from tests import fid_recipe
 
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 
@@ -245,19 +246,6 @@ def _relative_error(got, want):
   return float(np.linalg.norm(got - want) / np.linalg.norm(want))
 
 
-def _fid_features(seed, n, dims, factors):
-  """tests/make_fid_golden.py's fid_features: two [n, dims] float64 feature sets."""
-  rng = np.random.default_rng(seed)
-  sets = []
-  for _ in range(2):
-    mean = rng.normal(0.0, 0.5, dims)
-    scale = rng.uniform(0.5, 1.5, dims)
-    mixing = rng.standard_normal((factors, dims)) / np.sqrt(factors)
-    x = rng.standard_normal((n, dims)) * scale + rng.standard_normal((n, factors)) @ mixing
-    sets.append(x + mean)
-  return sets
-
-
 @pytest.fixture(scope="module")
 def parity():
   """The golden arrays, and FIDInception's outputs for the golden images (one jit per size)."""
@@ -303,7 +291,7 @@ def test_fid_matches_pytorch_fid():
   """ganjax's FID of synthetic 2048-d features equals pytorch-fid's calculate_frechet_distance."""
   with np.load(GOLDEN / "fid_inception_parity.npz") as golden:
     recipe, check, want = golden["fid_recipe"], golden["fid_check"], float(golden["fid_value"])
-  a, b = _fid_features(*(int(v) for v in recipe))
+  a, b = fid_recipe.fid_features(*(int(v) for v in recipe))
   (mu1, sigma1), (mu2, sigma2) = fid.statistics(a), fid.statistics(b)
   np.testing.assert_allclose(np.stack([mu1[:8], mu2[:8]]), check, rtol=1e-12, err_msg=(
       "the features are not the ones the golden FID was computed on (NumPy's random"
