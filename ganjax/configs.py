@@ -115,7 +115,7 @@ def toy_mixture(mixture: str, preset: str | None) -> ml_collections.ConfigDict:
   networks, as in PacGAN's 2D experiments: 2-d latent noise, a generator of 4 x 400
   ReLU units with BatchNorm, a discriminator of 3 x 200 units, batch 256; the
   non-saturating loss at Adam lr 1e-3 whose last half decays linearly to 0
-  (lr_decay 0.5), 1,500 steps on the ring and 2,500 on the grid; sample figures
+  (lr_decay 0.5), 3,000 steps on the ring and 2,500 on the grid; sample figures
   are scatter plots of 2,500 points. Preset `wgan_gp`: WGAN-GP as in its authors'
   toy script (no BatchNorm, 5 critic updates, penalty 0.1) but with penalty 1.0 on
   the grid, where at 0.1 the critic's outputs drifted and fewer modes were found;
@@ -137,7 +137,7 @@ def toy_mixture(mixture: str, preset: str | None) -> ml_collections.ConfigDict:
   c.log_every = 100
   c.sample_every = 500
   c.checkpoint_every = 1000
-  c.num_train_steps = {"ring": 1500, "grid": 2500}[mixture]
+  c.num_train_steps = {"ring": 3000, "grid": 2500}[mixture]
   if preset == "wgan_gp":
     wgan_gp_objective(c)
     c.d_norm = c.g_norm = "none"
