@@ -12,7 +12,8 @@
 set -u
 cd "$(dirname "$0")/.."
 SMALL=""
-if [ "${1:-}" = "--small" ]; then SMALL="--small"; fi
+STEPS="--steps 10 --reps 3"
+if [ "${1:-}" = "--small" ]; then SMALL="--small"; STEPS="--steps 2 --reps 2"; fi
 RESULTS="${OUT:-/tmp/ganjax_gpu_check}"
 mkdir -p "$RESULTS"
 START=$(date +%s)
@@ -38,7 +39,7 @@ PY
 run() {  # run <seconds> <name> <throughput.py args...>
   local limit=$1 name=$2; shift 2
   echo "== $name (limit ${limit}s)"
-  timeout "$limit" python benchmarks/throughput.py $SMALL --steps 10 --reps 3 \
+  timeout "$limit" python benchmarks/throughput.py $SMALL $STEPS \
       --json "$RESULTS/$name.json" "$@" 2>&1 | grep -v '^W[0-9]\{4\}'
   local rc=${PIPESTATUS[0]}
   if [ "$rc" = 124 ]; then echo "$name: stopped after ${limit}s"; fi
