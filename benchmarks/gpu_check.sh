@@ -44,8 +44,14 @@ run() {  # run <seconds> <name> <throughput.py args...>
   local rc=${PIPESTATUS[0]}
   if [ "$rc" = 124 ]; then echo "$name: stopped after ${limit}s"; fi
 }
-run 150 float32 --cases dcgan64@128,wgan_gp64@64,cyclegan256@1,cyclegan256@8 --dtype float32
-run 110 bfloat16 --cases dcgan64@128,wgan_gp64@64,cyclegan256@1,cyclegan256@8 --dtype bfloat16
+# --small (a CPU dry run) times CycleGAN against PyTorch eager only: torch.compile of
+# the ResNet generator alone takes minutes of compiling on a small CPU.
+CYCLE_TORCH="--torch eager,compile"
+if [ -n "$SMALL" ]; then CYCLE_TORCH="--torch eager"; fi
+run 100 gan_float32 --cases dcgan64@128,wgan_gp64@64 --dtype float32
+run 140 cyclegan_float32 --cases cyclegan256@1,cyclegan256@8 --dtype float32 $CYCLE_TORCH
+run 80 gan_bfloat16 --cases dcgan64@128,wgan_gp64@64 --dtype bfloat16
+run 120 cyclegan_bfloat16 --cases cyclegan256@1,cyclegan256@8 --dtype bfloat16 $CYCLE_TORCH
 
 echo "== 2D ring, 8 seeds vmapped against 8 seeds one after the other"
 if python -c "import sys; sys.path.insert(0, '.'); from ganjax import configs; \

@@ -386,7 +386,7 @@ def bench_loop(args) -> dict:
   return row
 
 
-def fmt(x, spec=".1f"):
+def fmt(x, spec=".4g"):
   return "n/a" if x is None else format(x, spec)
 
 
@@ -402,7 +402,7 @@ def print_table(rows, modes):
     cells += [fmt(r.get(f"torch_{m}")) for m in modes]
     cells += [fmt(r.get(f"ratio_{m}"), ".2f") + ("x" if r.get(f"ratio_{m}") else "")
               for m in modes]
-    cells += [fmt(r.get("ganjax_compile_s")), fmt(r.get("ganjax_xla_memory_mib"), ".0f"),
+    cells += [fmt(r.get("ganjax_compile_s"), ".1f"), fmt(r.get("ganjax_xla_memory_mib"), ".0f"),
               fmt(r.get("host_peak_rss_mib"), ".0f")]
     print("| " + " | ".join(cells) + " |")
   for r in rows:
