@@ -56,7 +56,8 @@ def _shown(value) -> str:
   return str(value)
 
 
-def _checkpoint(text: str):
+def checkpoint_arg(text: str):
+  """--checkpoint: a step, or 'best'."""
   if text == "best":
     return text
   try:
@@ -72,7 +73,7 @@ def main(argv=None) -> None:
   parser.add_argument("--num_samples", type=int, default=None,
                       help="generated samples to score (default 2,500 points, 10,000 images;"
                       " translations: the test split)")
-  parser.add_argument("--checkpoint", type=_checkpoint, default=None,
+  parser.add_argument("--checkpoint", type=checkpoint_arg, default=None,
                       help="a step, or 'best' (the best by eval_every); default the newest")
   parser.add_argument("--metrics", choices=suite.LEVELS, default="all")
   parser.add_argument("--inception_weights", default=None,

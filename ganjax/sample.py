@@ -20,6 +20,7 @@ import numpy as np
 
 from ganjax import data, logs, train
 from ganjax.errors import GanjaxError
+from ganjax.evaluate import checkpoint_arg
 from ganjax.evaluation import suite
 
 
@@ -88,18 +89,13 @@ def main(argv=None) -> None:
   parser.add_argument("--num", type=int, required=True, help="number of samples")
   parser.add_argument("--out", required=True, help="FILE.npz or a directory for PNGs")
   parser.add_argument("--labels", default=None, help="all (default), a class, or 0,1,2,...")
-  parser.add_argument("--checkpoint", default=None, help="a step or 'best'; default the newest")
+  parser.add_argument("--checkpoint", type=checkpoint_arg, default=None,
+                      help="a step or 'best'; default the newest")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--batch_size", type=int, default=200)
   args = parser.parse_args(argv)
-  checkpoint = args.checkpoint
-  if checkpoint not in (None, "best"):
-    try:
-      checkpoint = int(checkpoint)
-    except ValueError:
-      sys.exit(f"ganjax: error: --checkpoint {checkpoint!r} is neither a step nor 'best'")
   try:
-    print("ganjax: " + sample(args.workdir, args.num, args.out, args.labels, checkpoint,
+    print("ganjax: " + sample(args.workdir, args.num, args.out, args.labels, args.checkpoint,
                               args.seed, args.batch_size))
   except GanjaxError as e:
     sys.exit(f"ganjax: error: {e}")

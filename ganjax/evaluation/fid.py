@@ -371,7 +371,7 @@ def load_inception(weights: str | None = None, batch_size: int = 200, mesh=None)
   return features.Extractor(inception_features, batch_size, mesh, params=variables)
 
 
-def image_metrics(extractor, fake_images, real=None, *, real_stats=None,
+def image_metrics(extractor, fake_images, real=None, *, real_stats=None, real_pool=None,
                   kid_subset_size: int = 1000) -> dict:
   """FID, Inception Score and KID of generated images.
 
@@ -381,11 +381,13 @@ def image_metrics(extractor, fake_images, real=None, *, real_stats=None,
   inception_score_std (10 splits; fewer, one per image, for under 10
   images), fid when `real` images or `real_stats` (mu, sigma) are given (the
   images win if both are), and kid and kid_std when `real` images are given
-  (100 subsets of min(kid_subset_size, both set sizes)).
+  (100 subsets of min(kid_subset_size, both set sizes)). `real_pool`: the
+  real images' pool features, measured before, in place of `real`.
   """
   fake = extractor(fake_images)
   result = {}
-  real_pool = None if real is None else extractor(real)["pool"]
+  if real is not None:
+    real_pool = extractor(real)["pool"]
   if real_pool is not None:
     real_stats = statistics(real_pool)
   if real_stats is not None:

@@ -52,10 +52,6 @@ def host(x) -> np.ndarray:
   return np.asarray(x)
 
 
-def cache_dir() -> str:
-  return os.path.expanduser(os.environ.get("GANJAX_CACHE") or "~/.cache/ganjax")
-
-
 @dataclasses.dataclass(frozen=True)
 class MainMetric:
   """What ranks checkpoints: `keys` compared in order, each higher or lower is better."""
@@ -142,7 +138,7 @@ class Evaluator:
     self.classifier = classifier.load("mnist")
     self.main = MainMetric(("classifier_fid",), (False,))
     if self.level == "all":
-      self._try_inception(lambda: data.bundled_mnist("train", 32, 1)[0])
+      self._try_inception(self._real_dataset_images)
 
   def _setup_images(self, num_samples):
     self.num_samples = num_samples or IMAGE_SAMPLES
@@ -232,7 +228,8 @@ class Evaluator:
     """Pool features of the real images, cached on disk per dataset and weights file."""
     c = self.config
     recipe = f"{c.dataset}|{c.image_size}|{c.channels}|{REAL_IMAGES}|{self._weights_name}"
-    path = os.path.join(cache_dir(), "real_features",
+    from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
+    path = os.path.join(fid.cache_dir(), "real_features",
                         hashlib.sha256(recipe.encode()).hexdigest()[:16] + ".npz")
     if os.path.isfile(path):
       with np.load(path) as f:
@@ -249,15 +246,7 @@ class Evaluator:
 
   def _inception_metrics(self, fake: np.ndarray) -> dict:
     from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
-    out = self._inception(fake)
-    real = self._real_inception
-    mu, sigma = fid.statistics(out["pool"])
-    score, score_std = fid.inception_score(out["logits"])
-    kid, kid_std = fid.kernel_inception_distance(real, out["pool"],
-                                                 subset_size=min(1000, len(real), len(fake)))
-    return {"fid": fid.frechet_distance(mu, sigma, *fid.statistics(real)),
-            "inception_score": score, "inception_score_std": score_std,
-            "kid": kid, "kid_std": kid_std}
+    return fid.image_metrics(self._inception, fake, real_pool=self._real_inception)
 
   # --- generation -------------------------------------------------------------------------
 
