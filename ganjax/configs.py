@@ -68,6 +68,7 @@ def adversarial() -> ml_collections.ConfigDict:
   c.checkpoint_every = 500
   c.keep_checkpoints = 3
   evaluation(c)
+  run_options(c)
   return c
 
 
@@ -77,6 +78,14 @@ def evaluation(c: ml_collections.ConfigDict) -> None:
   c.eval_metrics = "cheap"   # "cheap" (classifier and mixture metrics) or "all" (+ Inception)
   c.eval_samples = 0         # samples per evaluation; 0 = the metric's default
   c.inception_weights = ""   # pt_inception-2015-12-05-6726825d.pth; "" = look it up
+
+
+def run_options(c: ml_collections.ConfigDict) -> None:
+  """Keys of every experiment that change how it runs, not what it learns."""
+  c.num_seeds = 1            # > 1: train this many independent replicas (seeds seed, seed+1, ...)
+  #                            in one program, vmapped over a leading seed axis of the state
+  c.dtype = "float32"        # compute dtype: "float32" or "bfloat16" (GPU/TPU); parameters and
+  #                            optimizer state stay float32
 
 
 def cpu_sized(c: ml_collections.ConfigDict) -> None:
@@ -192,6 +201,7 @@ def cyclegan() -> ml_collections.ConfigDict:
   c.checkpoint_every = 5000
   c.keep_checkpoints = 3
   evaluation(c)
+  run_options(c)
   return c
 
 
