@@ -21,7 +21,9 @@ Every batch is a dict of numpy arrays, `image` float32 [B, H, W, C] in [-1, 1]
 and `label` int32 [B], where B is this host's share of the global batch (the
 global batch divided by the number of processes). For in-memory sources batch
 t is a pure function of (seed, t), the same whatever the number of hosts, so a
-resumed run sees exactly the batches it would have seen. Unpaired batches are
+resumed run sees exactly the batches it would have seen. tfds: sources are a
+pure function of (seed, t) for a given number of hosts (each host reads its own
+slice of the split); a resumed run skips to batch t too. Unpaired batches are
 {"image_a", "image_b"} instead, float32 [B, H, W, C] in [-1, 1], without labels.
 
 TensorFlow and tensorflow-datasets are imported only for `tfds:` specs.
@@ -261,10 +263,9 @@ def _tfds_builder(name: str, data_dir: str | None):
                       f" {config_name!r}; use one of: {known}") from e
 
 
-def _tfds_split(builder, spec: str, split: str, *, seed: int, shuffle_files: bool = True,
-                process_index: int = 0, process_count: int = 1,
-                offline: str = "bundled:mnist"):
-  """This host's slice of `split`, downloading the dataset when it is not prepared.
+def _tfds_split(builder, spec: str, split: str, *, process_index: int = 0,
+                process_count: int = 1, offline: str = "bundled:mnist", decoders=None):
+  """This host's slice of `split`, in file order, downloading the dataset when it is not prepared.
 
   Offline, a dataset that is not prepared is one GanjaxError naming the fix
   (`offline` is the offline dataset it suggests instead).
@@ -272,11 +273,9 @@ def _tfds_split(builder, spec: str, split: str, *, seed: int, shuffle_files: boo
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   host_split = tfds.split_for_jax_process(split, process_index=process_index,
                                           process_count=process_count)
-  read_config = tfds.ReadConfig(shuffle_seed=seed)
 
   def as_dataset():
-    return builder.as_dataset(split=host_split, shuffle_files=shuffle_files,
-                              read_config=read_config)
+    return builder.as_dataset(split=host_split, shuffle_files=False, decoders=decoders)
 
   try:
     return as_dataset()
@@ -294,32 +293,70 @@ def _tfds_split(builder, spec: str, split: str, *, seed: int, shuffle_files: boo
     return as_dataset()
 
 
+def _count(ds) -> int:
+  """The number of examples of a finite tf.data.Dataset (read through if tf does not know it)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  n = int(ds.cardinality())
+  if n < 0:  # unknown: count the (undecoded) records
+    n = int(ds.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+  return n
+
+
+def shuffled_epochs(ds, *, seed: int, shuffle_buffer: int, start: int, what: str):
+  """Examples `start`, `start + 1`, ... of an endless sequence of epochs of the finite `ds`.
+
+  Epoch e is `ds` shuffled through a buffer of `shuffle_buffer` examples with
+  a seed drawn from (seed, e), so the sequence is a pure function of the
+  seed: a resumed run reads on from example `start` where an uninterrupted one
+  would be, skipping whole epochs without reading them. `ds` should hold
+  undecoded examples, which makes the buffer small and the skip cheap.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  n = _count(ds)
+  if n == 0:
+    raise GanjaxError(f"{what} has no examples for this host; use a split with examples")
+  first_epoch, skip = divmod(int(start), n)
+  base = int(np.random.default_rng([seed, 0x5EED]).integers(2**31))
+
+  def epoch(e):
+    # A distinct shuffle seed per epoch (tf only needs it to be an int64 tensor).
+    return ds.shuffle(min(shuffle_buffer, n), seed=(base + e * 1_000_003) % (2**31 - 1),
+                      reshuffle_each_iteration=False)
+
+  return tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch).skip(skip)
+
+
 def tfds_dataset(name: str, *, split: str, image_size: int, channels: int,
                  local_batch_size: int, seed: int, data_dir: str | None = None,
                  shuffle_buffer: int = 10_000, process_index: int = 0,
-                 process_count: int = 1):
+                 process_count: int = 1, start_batch: int = 0):
   """A repeated, shuffled, batched and prefetched tf.data.Dataset for this host.
 
-  Each host reads its own slice of the split (`tfds.split_for_jax_process`).
-  Images are centre-cropped to a square, resized to `image_size` (area
-  averaging when shrinking, as for CelebA 178x218 -> 64x64), scaled to [-1, 1].
-  A dataset that is not prepared is downloaded when the network allows;
-  offline it is one GanjaxError naming the fix.
+  Each host reads its own slice of the split (`tfds.split_for_jax_process`)
+  as endless epochs, each in its own order drawn from `seed`
+  (`shuffled_epochs`); the dataset starts at this host's batch `start_batch`
+  of that sequence, so a resumed run sees what an uninterrupted one would have.
+  Images are decoded after shuffling, centre-cropped to a square, resized to
+  `image_size` (area averaging when shrinking, as for CelebA 178x218 -> 64x64),
+  scaled to [-1, 1]. A dataset that is not prepared is downloaded when the
+  network allows; offline it is one GanjaxError naming the fix.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")  # keep TensorFlow off the accelerators
 
   spec = f"tfds:{name}"
   builder = _tfds_builder(name, data_dir)
-  ds = _tfds_split(builder, spec, split, seed=seed, process_index=process_index,
-                   process_count=process_count)
-
   if "image" not in builder.info.features:
     raise GanjaxError(f"dataset={spec!r} has no 'image' feature; ganjax trains on images")
+  image_feature = builder.info.features["image"]
+  ds = _tfds_split(builder, spec, split, process_index=process_index,
+                   process_count=process_count,
+                   decoders={"image": tfds.decode.SkipDecoding()})
   has_label = "label" in builder.info.features
 
   def preprocess(example):
-    image = example["image"]
+    image = image_feature.decode_example(example["image"])
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     side = tf.minimum(h, w)
     image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
@@ -330,16 +367,16 @@ def tfds_dataset(name: str, *, split: str, image_size: int, channels: int,
     label = tf.cast(example["label"], tf.int32) if has_label else tf.constant(0, tf.int32)
     return {"image": image, "label": label}
 
-  image_channels = builder.info.features["image"].shape[-1]
+  image_channels = image_feature.shape[-1]
   if image_channels not in (channels, None) and not (image_channels == 1 and channels == 3):
     raise GanjaxError(f"{spec} has {image_channels} channels but channels={channels};"
                       f" set --config.channels={image_channels}")
   options = tf.data.Options()
   options.deterministic = True
-  return (ds.with_options(options)
+  examples = shuffled_epochs(ds.with_options(options), seed=seed, shuffle_buffer=shuffle_buffer,
+                             start=start_batch * local_batch_size, what=f"{spec} ({split})")
+  return (examples
           .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-          .shuffle(shuffle_buffer, seed=seed)
-          .repeat()
           .batch(local_batch_size, drop_remainder=True)
           .prefetch(tf.data.AUTOTUNE))
 
@@ -672,34 +709,42 @@ def _tfds_unpaired_builder(name: str, channels: int, data_dir: str | None):
 def tfds_unpaired_dataset(name: str, *, split: str = "train", image_size: int,
                           load_size: int, flip: bool, channels: int, local_batch_size: int,
                           seed: int, data_dir: str | None = None, shuffle_buffer: int = 1_000,
-                          process_index: int = 0, process_count: int = 1):
+                          process_index: int = 0, process_count: int = 1,
+                          start_batch: int = 0):
   """Unpaired batches of a tfds cycle_gan pair: a tf.data.Dataset of this host's
   {"image_a", "image_b"} float32 [B, S, S, C] in [-1, 1].
 
-  Splits <split>A and <split>B, each read per host (`tfds.split_for_jax_process`),
-  shuffled and repeated on its own (seeds drawn from `seed`), preprocessed by
-  `tf_resize_and_crop` with a stateless seed per example, then zipped, batched
-  and prefetched. Not prepared and offline: one GanjaxError naming the fix.
+  Splits <split>A and <split>B, each read per host (`tfds.split_for_jax_process`)
+  as its own endless sequence of shuffled epochs (`shuffled_epochs`, seeds
+  drawn from `seed`), the k-th example of a domain preprocessed by
+  `tf_resize_and_crop` with the stateless seed (crop seed, k), then zipped,
+  batched and prefetched. The dataset starts at this host's batch
+  `start_batch`, as an uninterrupted run would be there. Not prepared and
+  offline: one GanjaxError naming the fix.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")  # keep TensorFlow off the accelerators
   builder = _tfds_unpaired_builder(name, channels, data_dir)
+  image_feature = builder.info.features["image"]
   spec = f"tfds:{name}"
-  seeds = np.random.default_rng(seed).integers(2**31, size=(2, 3))
+  seeds = np.random.default_rng(seed).integers(2**31, size=(2, 2))
   options = tf.data.Options()
   options.deterministic = True
+  start = start_batch * local_batch_size
   domains = []
-  for letter, (files_seed, shuffle_seed, crop_seed) in zip("AB", seeds.tolist()):
-    ds = _tfds_split(builder, spec, f"{split}{letter}", seed=files_seed,
-                     process_index=process_index, process_count=process_count,
-                     offline="bundled:digit_pair")
-    ds = (ds.with_options(options).map(lambda example: example["image"])
-          .shuffle(shuffle_buffer, seed=shuffle_seed).repeat())
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter()))
+  for letter, (shuffle_seed, crop_seed) in zip("AB", seeds.tolist()):
+    ds = _tfds_split(builder, spec, f"{split}{letter}", process_index=process_index,
+                     process_count=process_count, offline="bundled:digit_pair",
+                     decoders={"image": tfds.decode.SkipDecoding()})
+    ds = shuffled_epochs(ds.with_options(options).map(lambda example: example["image"]),
+                         seed=shuffle_seed, shuffle_buffer=shuffle_buffer, start=start,
+                         what=f"{spec} ({split}{letter})")
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter(start)))
 
-    def preprocess(image, k, crop_seed=crop_seed):
-      return tf_resize_and_crop(image, load_size=load_size, image_size=image_size,
-                                channels=channels, flip=flip,
+    def preprocess(encoded, k, crop_seed=crop_seed):
+      return tf_resize_and_crop(image_feature.decode_example(encoded), load_size=load_size,
+                                image_size=image_size, channels=channels, flip=flip,
                                 seed=tf.stack([tf.constant(crop_seed, tf.int64), k]))
 
     domains.append(ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE))
@@ -721,8 +766,8 @@ def _tfds_unpaired_images(config, spec: Spec, split: str, domain: str,
   load_size, image_size = _sizes(config)
   builder = _tfds_unpaired_builder(spec.name, config.channels,
                                    config.get("tfds_data_dir") or None)
-  ds = _tfds_split(builder, f"tfds:{spec.name}", f"{split}{domain.upper()}", seed=0,
-                   shuffle_files=False, offline="bundled:digit_pair")
+  ds = _tfds_split(builder, f"tfds:{spec.name}", f"{split}{domain.upper()}",
+                   offline="bundled:digit_pair")
   if limit is not None:
     ds = ds.take(limit)
   ds = ds.map(lambda example: tf_resize_and_crop(
@@ -779,21 +824,20 @@ def _unpaired_batches(config, spec: Spec, *, start_step: int, process_index: int
                       process_count: int, per_step) -> Iterator[dict[str, np.ndarray]]:
   load_size, image_size = _sizes(config)
   flip = bool(config.get("flip", False))
+  first = sum(per_step(t) for t in range(start_step))
   if spec.kind == "tfds":
-    # As for tfds_dataset: a resumed run reshuffles with a seed from (seed, start_step).
-    seed = int(np.random.default_rng([config.seed, start_step]).integers(2**31))
     ds = tfds_unpaired_dataset(spec.name, split="train", image_size=image_size,
                                load_size=load_size, flip=flip, channels=config.channels,
-                               local_batch_size=config.batch_size // process_count, seed=seed,
-                               data_dir=config.get("tfds_data_dir") or None,
+                               local_batch_size=config.batch_size // process_count,
+                               seed=config.seed, data_dir=config.get("tfds_data_dir") or None,
                                shuffle_buffer=config.get("shuffle_buffer", 1_000),
-                               process_index=process_index, process_count=process_count)
+                               process_index=process_index, process_count=process_count,
+                               start_batch=first)
     return _group(ds.as_numpy_iterator(), start_step, per_step)
   source = UnpairedArraySource(_loaded_images(config, spec, "train", "a"),
                                _loaded_images(config, spec, "train", "b"),
                                config.batch_size, config.seed, image_size, flip,
                                process_index, process_count)
-  first = sum(per_step(t) for t in range(start_step))
   return _group(source.iterate(first), start_step, per_step)
 
 
@@ -820,6 +864,7 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
   if is_unpaired(spec):
     return _unpaired_batches(config, spec, start_step=start_step, process_index=process_index,
                              process_count=process_count, per_step=per_step)
+  first = sum(per_step(t) for t in range(start_step))  # batches before step start_step
   if spec.kind in ("bundled", "toy"):
     if spec.kind == "toy":
       if config.channels != 2:
@@ -831,17 +876,14 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
       images, labels = load_bundled(spec.name, config.image_size, config.channels)
       source = ArraySource(images, labels, config.batch_size, config.seed,
                            process_index, process_count)
-    first = sum(per_step(t) for t in range(start_step))
     return _group(source.iterate(first), start_step, per_step)
-  # tf.data pipelines are not indexable by step: a resumed run reshuffles with
-  # a seed drawn from (seed, start_step) rather than replaying the first batches.
-  seed = int(np.random.default_rng([config.seed, start_step]).integers(2**31))
   ds = tfds_dataset(spec.name, split="train", image_size=config.image_size,
                     channels=config.channels,
-                    local_batch_size=config.batch_size // process_count, seed=seed,
+                    local_batch_size=config.batch_size // process_count, seed=config.seed,
                     data_dir=config.tfds_data_dir or None,
                     shuffle_buffer=config.shuffle_buffer,
-                    process_index=process_index, process_count=process_count)
+                    process_index=process_index, process_count=process_count,
+                    start_batch=first)
   return _group(ds.as_numpy_iterator(), start_step, per_step)
 
 

@@ -132,3 +132,26 @@ def test_tfds_channel_mismatch_is_refused():
   with tfds.testing.mock_data(num_examples=8):
     with pytest.raises(GanjaxError, match="channels=1"):
       data.make_batches(config(dataset="tfds:cifar10", channels=1))
+
+
+def test_tfds_resume_reads_on_where_an_uninterrupted_run_is():
+  c = config(dataset="tfds:cifar10", channels=3, batch_size=8, shuffle_buffer=16)
+
+  def per_step(t):
+    return 2 if t % 3 == 0 else 1  # as with critic updates: 2 batches every third step
+
+  with tfds.testing.mock_data(num_examples=40):  # 5 batches an epoch
+    straight = data.make_batches(c, per_step=per_step)
+    steps = [next(straight) for _ in range(12)]  # 16 batches: over three epoch boundaries
+    for start in (1, 4, 7):
+      resumed = data.make_batches(c, start_step=start, per_step=per_step)
+      for step in range(start, start + 4):
+        batch = next(resumed)
+        for key in ("image", "label"):
+          np.testing.assert_array_equal(batch[key], steps[step][key], err_msg=f"{start} {step}")
+    plain = data.make_batches(c)
+    images = np.concatenate([next(plain)["image"][0] for _ in range(10)])  # two epochs
+  # Each epoch holds every example once, in its own order.
+  epochs = [[im.tobytes() for im in images[e * 40:(e + 1) * 40]] for e in range(2)]
+  assert len(set(epochs[0])) == 40 and set(epochs[0]) == set(epochs[1])
+  assert epochs[0] != epochs[1]
