@@ -155,3 +155,16 @@ def test_tfds_resume_reads_on_where_an_uninterrupted_run_is():
   epochs = [[im.tobytes() for im in images[e * 40:(e + 1) * 40]] for e in range(2)]
   assert len(set(epochs[0])) == 40 and set(epochs[0]) == set(epochs[1])
   assert epochs[0] != epochs[1]
+
+
+def test_tfds_cycle_gan_resume_reads_on_where_an_uninterrupted_run_is():
+  c = config(dataset="tfds:cycle_gan/horse2zebra", image_size=16, channels=3, load_size=20,
+             flip=True, batch_size=4)
+  with tfds.testing.mock_data(num_examples=6):
+    straight = data.make_batches(c)
+    batches = [next(straight) for _ in range(6)]  # 24 examples of each domain: 4 epochs
+    resumed = data.make_batches(c, start_step=4)
+    for step in (4, 5):
+      batch = next(resumed)
+      for key in ("image_a", "image_b"):
+        np.testing.assert_array_equal(batch[key], batches[step][key])

@@ -367,16 +367,3 @@ def test_digit_pair_preview_spreads_over_the_classes():
             for image in preview["a"]]
   assert len(set(a_labels[picked])) == 10  # every digit, not ten zeros
   assert preview["b"].shape == (10, 32, 32, 3) and len(set(b_labels)) == 10
-
-
-def test_tfds_cycle_gan_resume_reads_on_where_an_uninterrupted_run_is():
-  c = config(dataset="tfds:cycle_gan/horse2zebra", image_size=16, load_size=20, flip=True,
-             batch_size=4)
-  with tfds.testing.mock_data(num_examples=6):
-    straight = data.make_batches(c)
-    batches = [next(straight) for _ in range(6)]  # 24 examples of each domain: 4 epochs
-    resumed = data.make_batches(c, start_step=4)
-    for step in (4, 5):
-      batch = next(resumed)
-      for key in ("image_a", "image_b"):
-        np.testing.assert_array_equal(batch[key], batches[step][key])
