@@ -23,7 +23,7 @@ import argparse
 import os
 import sys
 
-from ganjax import train
+from ganjax import seeds, train
 from ganjax.errors import GanjaxError
 from ganjax.evaluation import suite
 
@@ -31,16 +31,22 @@ from ganjax.evaluation import suite
 def evaluate(workdir: str, num_samples: int | None = None, checkpoint: int | str | None = None,
              seed: int = 0, metrics: str = "all", inception_weights: str | None = None,
              batch_size: int = 200) -> dict:
-  """The metrics of a run's checkpoint (default: the newest); also written to eval.json."""
+  """The metrics of a run's checkpoint (default: the newest); also written to eval.json.
+
+  A run of several seeds (num_seeds) is scored replica by replica: each number is the
+  mean over seeds, with <name>_std and <name>_per_seed beside it.
+  """
   config, state, step = train.load_run(workdir, checkpoint)
   evaluator = suite.Evaluator(config, level=metrics, num_samples=num_samples,
                               inception_weights=inception_weights, batch_size=batch_size,
                               seed=seed)
   if evaluator.empty:
     raise GanjaxError(" ".join(evaluator.notes))
-  values = evaluator(state)
+  num_seeds = seeds.count(config)
+  values = train.evaluate_seeds(evaluator, state, num_seeds)
   result = {"step": step, "checkpoint": "best" if checkpoint == "best" else step,
             "dataset": config.dataset, "algorithm": config.algorithm,
+            "num_seeds": num_seeds, "seeds": seeds.replica_seeds(config),
             "num_samples": evaluator.num_samples, "metrics": metrics, **values}
   if evaluator.notes:
     result["notes"] = evaluator.notes
@@ -89,7 +95,12 @@ def main(argv=None) -> None:
   notes = result.pop("notes", [])
   width = max(len(k) for k in result)
   for key, value in result.items():
-    print(f"{key:<{width}}  {_shown(value)}")
+    if any(key.endswith(end) and key[:-len(end)] in result for end in ("_std", "_per_seed")):
+      continue  # shown beside the mean
+    shown = _shown(value)
+    if f"{key}_std" in result:
+      shown += f" +- {result[key + '_std']:.4f}  (seeds: {_shown(result[key + '_per_seed'])})"
+    print(f"{key:<{width}}  {shown}")
   for note in notes:
     print(f"note: {note}")
   print(f"ganjax: wrote {os.path.join(args.workdir, 'eval.json')}")

@@ -2,13 +2,15 @@
 
   python -m ganjax.sample --workdir W --num N --out FILE.npz|DIR
                           [--labels all|3|0,1,2] [--checkpoint STEP|best] [--seed S]
+                          [--replica I]
 
 FILE.npz holds `images`, uint8 [N, H, W, C] (or `points`, float32 [N, 2] for
 the 2D mixtures), and for conditional models `labels`, int32 [N]. DIR gets one
 PNG per image, 000000.png, ... (conditional: 000000_label3.png, ...). The same
 seed gives the same samples. --labels picks the classes of a conditional
 model: "all" (default) cycles through every class, one number asks for that
-class only, a comma-separated list is cycled through.
+class only, a comma-separated list is cycled through. --replica picks one seed
+of a run that trained several (num_seeds): replica I is the run's seed + I.
 """
 
 import argparse
@@ -18,7 +20,7 @@ import sys
 import jax
 import numpy as np
 
-from ganjax import data, logs, train
+from ganjax import data, logs, seeds, train
 from ganjax.errors import GanjaxError
 from ganjax.evaluate import checkpoint_arg
 from ganjax.evaluation import suite
@@ -69,13 +71,15 @@ def write_samples(out: str, samples: np.ndarray, labels: np.ndarray | None,
 
 
 def sample(workdir: str, num: int, out: str, labels: str | None = None,
-           checkpoint: int | str | None = None, seed: int = 0, batch_size: int = 200) -> str:
+           checkpoint: int | str | None = None, seed: int = 0, batch_size: int = 200,
+           replica: int = 0) -> str:
   if num < 1:
     raise GanjaxError(f"--num {num} must be at least 1")
   config, state, step = train.load_run(workdir, checkpoint)
   if config.algorithm == "cyclegan":
     raise GanjaxError(f"{workdir} is a CycleGAN run: it translates images rather than"
                       " sampling noise; use python -m ganjax.translate")
+  config, state = seeds.select(config, state, replica)
   y = parse_labels(labels, num, config.get("num_classes", 0))
   samples = suite.generate(config, state, num, jax.random.PRNGKey(seed), y, batch_size)
   points = data.parse_spec(config.dataset).kind == "toy"
@@ -93,10 +97,12 @@ def main(argv=None) -> None:
                       help="a step or 'best'; default the newest")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--batch_size", type=int, default=200)
+  parser.add_argument("--replica", type=int, default=0,
+                      help="which seed of a num_seeds run (0 = its first seed)")
   args = parser.parse_args(argv)
   try:
     print("ganjax: " + sample(args.workdir, args.num, args.out, args.labels, args.checkpoint,
-                              args.seed, args.batch_size))
+                              args.seed, args.batch_size, args.replica))
   except GanjaxError as e:
     sys.exit(f"ganjax: error: {e}")
 

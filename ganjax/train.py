@@ -15,7 +15,7 @@ import time
 import jax
 import numpy as np
 
-from ganjax import algorithms, configs, data, logs, parallel
+from ganjax import algorithms, configs, data, logs, parallel, seeds
 from ganjax.checkpoint import Checkpoints
 from ganjax.errors import GanjaxError
 
@@ -37,6 +37,7 @@ def validate_config(config) -> None:
                       " during training)")
   if config.get("eval_metrics", "cheap") not in ("cheap", "all"):
     raise GanjaxError(f"eval_metrics={config.eval_metrics!r} is unknown; use cheap or all")
+  seeds.count(config)
   data.parse_spec(config.dataset)
 
 
@@ -72,7 +73,14 @@ def example_batch(config) -> dict[str, np.ndarray]:
 
 
 def sample_figure(config, samples: np.ndarray, columns: int | None) -> np.ndarray:
-  """A uint8 image of generated samples: an image grid, or a scatter plot of 2D points."""
+  """A uint8 image of generated samples: an image grid, or a scatter plot of 2D points.
+
+  With several seeds `samples` has a leading seed axis and the figure tiles one
+  figure per seed, in seed order.
+  """
+  if seeds.count(config) > 1:
+    return seeds.tile([sample_figure(seeds.replica_config(config, 0), s, columns)
+                       for s in samples])
   spec = data.parse_spec(config.dataset)
   if spec.kind == "toy":
     from ganjax.evaluation import toy  # pylint: disable=g-import-not-at-top
@@ -108,18 +116,21 @@ def load_run(workdir: str, step: int | str | None = None):
     if step is None or step not in steps:
       raise GanjaxError(f"no checkpoint{' at step ' + str(step) if step else ''} in"
                         f" {checkpoints.directory}; saved steps: {steps or 'none'}")
-    like = jax.jit(lambda rng: algorithm.init(config, rng, example_batch(config)))(
-        jax.random.PRNGKey(config.seed))
+    like = seeds.init(algorithm, config, example_batch(config))
     state = checkpoints.restore(step, like=like)
   finally:
     checkpoints.close()
   return config, state, step
 
 
-def mean_metrics(pending: list) -> dict[str, float]:
-  """Averages the per-step metrics of one log interval (this reads them from the devices)."""
+def mean_metrics(pending: list, num_seeds: int = 1) -> dict[str, float]:
+  """Averages the per-step metrics of one log interval (this reads them from the devices).
+
+  With several seeds: the mean over seeds under each metric's name, plus
+  <name>/std and <name>/seed_<i> (seeds.summarize).
+  """
   host = jax.device_get(pending)
-  return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+  return seeds.summarize({k: np.mean([m[k] for m in host], axis=0) for k in host[0]}, num_seeds)
 
 
 class BestCheckpoint:
@@ -172,6 +183,14 @@ def make_evaluator(config, lead: bool):
   return evaluator
 
 
+def evaluate_seeds(evaluator, state, num_seeds: int) -> dict:
+  """The evaluation of a state; with several seeds, of each replica, then mean and std
+  (the best checkpoint is then chosen by the mean over seeds)."""
+  if num_seeds == 1:
+    return evaluator(state)
+  return seeds.aggregate([evaluator(seeds.replica(state, i)) for i in range(num_seeds)])
+
+
 def scalar_metrics(result: dict) -> dict[str, float]:
   """The finite numbers of an evaluation, for metrics.jsonl and TensorBoard."""
   return {f"eval/{k}": float(v) for k, v in result.items()
@@ -189,8 +208,9 @@ def train_and_evaluate(config, workdir: str):
   workdir = prepare_workdir(workdir)
 
   # State: initialise, then replace with the newest checkpoint if there is one.
-  rng = jax.random.PRNGKey(config.seed)
-  state = jax.jit(functools.partial(algorithm.init, config))(rng, example_batch(config))
+  # With num_seeds > 1 every leaf has a leading axis of independent replicas.
+  num_seeds = seeds.count(config)
+  state = seeds.init(algorithm, config, example_batch(config))
   state = parallel.replicate(jax.device_get(state), mesh)
   checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
   start = checkpoints.latest_step() or 0
@@ -205,7 +225,8 @@ def train_and_evaluate(config, workdir: str):
     write_json(os.path.join(workdir, "summary.json"), {
         "algorithm": config.algorithm,
         "dataset": config.dataset,
-        "params": {name: count_params(p) for name, p in state.params.items()},
+        "params": {name: count_params(p) // num_seeds for name, p in state.params.items()},
+        "num_seeds": num_seeds,
         "devices": mesh.size,
         "processes": jax.process_count(),
         "platform": jax.devices()[0].platform,
@@ -220,13 +241,21 @@ def train_and_evaluate(config, workdir: str):
     checkpoints.close()
     return state
 
-  batches = data.make_batches(config, start_step=start, process_index=jax.process_index(),
-                              process_count=jax.process_count(),
-                              per_step=functools.partial(algorithm.critic_iterations, config))
-  # Batches carry a leading axis of critic updates: [n_critic, batch, ...].
-  train_step = parallel.data_parallel(functools.partial(algorithm.train_step, config), mesh,
-                                      batch_axis=1)
-  preview = jax.jit(functools.partial(algorithm.preview, config))
+  # Batches carry a leading axis of critic updates: [n_critic, batch, ...], and
+  # before it one of seeds when there are several; replica i reads its own data order.
+  replica_batches = [
+      data.make_batches(seeds.replica_config(config, i) if num_seeds > 1 else config,
+                        start_step=start, process_index=jax.process_index(),
+                        process_count=jax.process_count(),
+                        per_step=functools.partial(algorithm.critic_iterations, config))
+      for i in range(num_seeds)]
+  batches = replica_batches[0] if num_seeds == 1 else seeds.stack_batches(replica_batches)
+  batch_axis = 1 if num_seeds == 1 else 2
+  train_step = parallel.data_parallel(
+      seeds.over_seeds(functools.partial(algorithm.train_step, config), config), mesh,
+      batch_axis=batch_axis)
+  preview = jax.jit(seeds.over_seeds(functools.partial(algorithm.preview, config), config,
+                                     in_axes=(0, None)))
   examples = (data.preview_examples(config, config.num_samples)
               if data.is_unpaired(config.dataset) else None)
   preview_inputs, columns = algorithm.preview_inputs(config, examples)
@@ -241,14 +270,14 @@ def train_and_evaluate(config, workdir: str):
   pending = []
   t0 = time.perf_counter()
   for step in range(start + 1, total + 1):  # `step` counts the steps completed after this one
-    state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh, batch_axis=1))
+    state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh, batch_axis))
     pending.append(metrics)
     if step == start + 1:  # the first step compiles: time speed from its end
       jax.block_until_ready(metrics)
       progress.restart_clock(step)
       logs.info(f"compiled and ran the first step in {time.perf_counter() - t0:.1f}s", lead)
     if step % config.log_every == 0 or step == total:
-      values = mean_metrics(pending)
+      values = mean_metrics(pending, num_seeds)
       pending = []
       values["steps_per_sec"] = progress.log(step, values)
       writer.scalars(step, {k: v for k, v in values.items() if np.isfinite(v)})
@@ -260,7 +289,7 @@ def train_and_evaluate(config, workdir: str):
       checkpoints.save(step, state)
     if evaluator and (step % config.eval_every == 0
                       or (step == total and total >= config.eval_every)):
-      result = evaluator(state)
+      result = evaluate_seeds(evaluator, state, num_seeds)
       writer.scalars(step, scalar_metrics(result))
       shown = ", ".join(f"{k} {result[k]:.4f}" for k in evaluator.main.keys)
       kept = best.offer(step, state, result)

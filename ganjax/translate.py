@@ -22,13 +22,15 @@ import numpy as np
 from ganjax.data import IMAGE_EXTENSIONS, decode_image
 from ganjax.errors import GanjaxError
 
-def load_run(workdir: str, checkpoint: int | None = None):
-  """(config, state, step) of a CycleGAN run's checkpoint (default: the newest)."""
-  from ganjax import train  # pylint: disable=g-import-not-at-top
+def load_run(workdir: str, checkpoint: int | None = None, replica: int = 0):
+  """(config, state, step) of a CycleGAN run's checkpoint (default: the newest); of one
+  replica when the run trained several seeds."""
+  from ganjax import seeds, train  # pylint: disable=g-import-not-at-top
   config, state, step = train.load_run(workdir, checkpoint)
   if config.algorithm != "cyclegan":
     raise GanjaxError(f"{workdir} holds a {config.algorithm!r} run; translate needs a"
                       " CycleGAN run (experiments/cyclegan.py)")
+  config, state = seeds.select(config, state, replica)
   return config, state, step
 
 
@@ -57,7 +59,8 @@ def fit_size(image: np.ndarray) -> tuple[np.ndarray, str | None]:
 
 
 def translate_files(workdir: str, inputs: str, output: str, direction: str = "AtoB",
-                    checkpoint: int | None = None, overwrite: bool = False) -> list[str]:
+                    checkpoint: int | None = None, overwrite: bool = False,
+                    replica: int = 0) -> list[str]:
   """Translates every image of `inputs` into `output`; returns the written paths."""
   from ganjax.algorithms import cyclegan  # pylint: disable=g-import-not-at-top
   from ganjax.logs import save_png  # pylint: disable=g-import-not-at-top
@@ -72,7 +75,7 @@ def translate_files(workdir: str, inputs: str, output: str, direction: str = "At
       raise GanjaxError(f"writing {target} would overwrite an input; choose another --output")
     if os.path.exists(target) and not overwrite:
       raise GanjaxError(f"{target} exists; choose another --output or pass --overwrite")
-  config, state, step = load_run(workdir, checkpoint)
+  config, state, step = load_run(workdir, checkpoint, replica)
   os.makedirs(output, exist_ok=True)
   apply = jax.jit(lambda s, x: cyclegan.translate(config, s, x, direction))
   print(f"ganjax: translating {len(files)} image(s) {direction} with the checkpoint at step"
@@ -97,10 +100,12 @@ def main(argv=None) -> None:
   parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
   parser.add_argument("--checkpoint", type=int, default=None, help="a step; default the newest")
   parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+  parser.add_argument("--replica", type=int, default=0,
+                      help="which seed of a num_seeds run (0 = its first seed)")
   args = parser.parse_args(argv)
   try:
     translate_files(args.workdir, args.input, args.output, args.direction, args.checkpoint,
-                    args.overwrite)
+                    args.overwrite, args.replica)
   except GanjaxError as e:
     sys.exit(f"ganjax: error: {e}")
 
