@@ -514,7 +514,13 @@ def _domain_dir(spec: Spec, split: str, domain: str) -> str:
 
 def _image_files(spec: Spec, directory: str, domain: str) -> list[str]:
   """The image files of a domain folder, sorted by name (hidden files skipped)."""
-  names = sorted(n for n in os.listdir(directory)
+  try:
+    listed = os.listdir(directory)
+  except OSError as e:
+    raise GanjaxError(f"dataset='folder:{spec.name}': cannot list {directory}"
+                      f" ({e.strerror}); make it readable (chmod a+rx) or copy the images"
+                      " somewhere readable") from e
+  names = sorted(n for n in listed
                  if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")
                  and os.path.isfile(os.path.join(directory, n)))
   if not names:
@@ -885,6 +891,55 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
                     process_index=process_index, process_count=process_count,
                     start_batch=first)
   return _group(ds.as_numpy_iterator(), start_step, per_step)
+
+
+def check_source(config) -> None:
+  """Raises the GanjaxError that reading `config.dataset` would, before training starts.
+
+  Writes nothing. The spec, the labels a conditional model needs, the kind of
+  data the algorithm trains on (unpaired domains for CycleGAN, single images
+  otherwise), then the data itself: every image of a folder: dataset is read
+  (and kept for make_batches), a tfds: dataset must exist and be prepared or
+  downloadable (a download happens here), with the right channels.
+  """
+  spec = parse_spec(config.dataset)
+  unpaired = is_unpaired(spec)
+  if config.get("algorithm") == "cyclegan" and not unpaired:
+    raise GanjaxError(f"dataset={config.dataset!r} is one set of images, but CycleGAN trains"
+                      " on two unpaired domains; use bundled:digit_pair, folder:<path> (with"
+                      " trainA/ and trainB/) or tfds:cycle_gan/<pair>")
+  if config.get("algorithm", "cyclegan") != "cyclegan" and unpaired:
+    raise GanjaxError(f"dataset={config.dataset!r} is unpaired two-domain data, for"
+                      f" algorithm='cyclegan'; algorithm={config.algorithm!r} trains on one set"
+                      " of images: use bundled:mnist, tfds:<name> or a toy: mixture")
+  check_labels(config, spec)
+  if spec.kind == "toy":
+    if config.channels != 2:
+      raise GanjaxError(f"dataset={config.dataset!r} has 2D points but channels="
+                        f"{config.channels}; set --config.channels=2")
+  elif unpaired and spec.kind != "tfds":
+    for domain in DOMAINS:
+      _loaded_images(config, spec, "train", domain)
+  elif spec.kind == "bundled":
+    load_bundled(spec.name, config.image_size, config.channels)
+  elif spec.kind == "tfds":
+    data_dir = config.get("tfds_data_dir") or None
+    if unpaired:
+      builder = _tfds_unpaired_builder(spec.name, config.channels, data_dir)
+      splits, offline = ("trainA", "trainB"), "bundled:digit_pair"
+    else:
+      builder = _tfds_builder(spec.name, data_dir)
+      features = builder.info.features
+      if "image" not in features:
+        raise GanjaxError(f"dataset={config.dataset!r} has no 'image' feature; ganjax trains"
+                          " on images")
+      have = features["image"].shape[-1]
+      if have not in (config.channels, None) and not (have == 1 and config.channels == 3):
+        raise GanjaxError(f"{config.dataset} has {have} channels but channels="
+                          f"{config.channels}; set --config.channels={have}")
+      splits, offline = ("train",), "bundled:mnist"
+    for split in splits:
+      _tfds_split(builder, config.dataset, split, offline=offline)
 
 
 def num_classes(spec: Spec, data_dir: str | None = None) -> int | None:
