@@ -104,13 +104,17 @@ def tile(figures: list[np.ndarray], border: int = 6) -> np.ndarray:
 
 def aggregate(results: list[dict]) -> dict:
   """Per-seed evaluation results -> one result: each number's mean over seeds, with
-  <name>_std and <name>_per_seed; other values from the first seed."""
+  <name>_std and <name>_per_seed; lists of numbers (a label histogram) averaged element
+  by element; other values from the first seed."""
   if len(results) == 1:
     return results[0]
   out = {}
   for key, first in results[0].items():
     values = [r.get(key) for r in results]
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    if all(isinstance(v, list) and len(v) == len(first) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in values):
+      out[key] = [float(x) for x in np.mean(np.asarray(values, np.float64), axis=0)]
+    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
       arr = np.asarray(values, np.float64)
       finite = arr[np.isfinite(arr)]
       out[key] = float(np.mean(finite)) if finite.size else float("nan")

@@ -177,10 +177,10 @@ def test_summaries_against_numpy():
   assert out["a"] == pytest.approx(7 / 3) and out["a/std"] == pytest.approx(np.std([1, 2, 4]))
   assert out["a/seed_2"] == 4.0
   assert seeds.summarize({"a": np.float32(3.0)}, 1) == {"a": 3.0}
-  agg = seeds.aggregate([{"fid": 1.0, "hist": [1], "x": float("nan")},
-                         {"fid": 3.0, "hist": [2], "x": 2.0}])
+  agg = seeds.aggregate([{"fid": 1.0, "hist": [1, 0], "x": float("nan"), "name": "a"},
+                         {"fid": 3.0, "hist": [0, 1], "x": 2.0, "name": "b"}])
   assert agg["fid"] == 2.0 and agg["fid_std"] == 1.0 and agg["fid_per_seed"] == [1.0, 3.0]
-  assert agg["hist"] == [1] and agg["x"] == 2.0  # a failed seed does not poison the mean
+  assert agg["hist"] == [0.5, 0.5] and agg["x"] == 2.0 and agg["name"] == "a"  # a failed seed does not poison the mean
 
 
 @pytest.mark.parametrize("bad", [0, -2])
