@@ -114,3 +114,67 @@ def test_im2col_conv_matches_flax(in_size, kernel, strides, padding):
   for a, b in zip(jax.tree.leaves(grads),
                   jax.tree.leaves(jax.grad(loss(ref), argnums=(0, 1))(variables, x))):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _lax_conv(x, kernel, strides, padding):
+  return jax.lax.conv_general_dilated(x, kernel, strides, padding,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("form", layers.FORMS)
+@pytest.mark.parametrize("x_shape,kernel_shape,strides,padding", [
+    ((2, 13, 11, 3), (7, 7, 3, 6), (1, 1), ((3, 3), (3, 3))),   # CycleGAN's input layer
+    ((2, 13, 11, 6), (7, 7, 6, 3), (1, 1), ((3, 3), (3, 3))),   # its output layer
+    ((2, 9, 9, 5), (3, 3, 5, 2), (1, 1), "SAME"),
+    ((2, 10, 9, 4), (4, 3, 4, 1), (2, 1), ((0, 2), (1, -1))),   # strides, a crop
+    ((3, 4, 4, 8), (4, 4, 8, 1), (1, 1), "VALID"),              # DCGAN's last layer
+])
+def test_conv_forms_match_lax(form, x_shape, kernel_shape, strides, padding):
+  """Every form of conv2d gives lax.conv_general_dilated's outputs, gradients and the
+  gradient of a gradient norm (WGAN-GP differentiates the critic twice)."""
+  x = jax.random.normal(jax.random.PRNGKey(0), x_shape)
+  kernel = jax.random.normal(jax.random.PRNGKey(1), kernel_shape)
+  want = _lax_conv(x, kernel, strides, padding)
+  weights = jax.random.normal(jax.random.PRNGKey(2), want.shape)
+
+  def grads(conv):
+    loss = lambda x, k: jnp.sum(jnp.sin(conv(x, k, strides, padding)) * weights)  # noqa: E731
+    first = jax.grad(loss, argnums=(0, 1))(x, kernel)
+    penalty = lambda k: jnp.sum(jax.grad(loss)(x, k) ** 2)  # noqa: E731
+    return first + (jax.grad(penalty)(kernel),)
+  grads = jax.jit(grads, static_argnums=0)
+
+  # A new function for each form: jit's cache of traces does not see the context.
+  conv = jax.jit(lambda x, k: layers.conv2d(x, k, strides, padding))
+  with layers.conv_form(form):
+    got = conv(x, kernel)
+    got_grads = grads(lambda *args: layers.conv2d(*args))  # a new function: a new trace
+    lowered = conv.lower(x, kernel).as_text()
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+  for a, b in zip(got_grads, grads(_lax_conv)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+  assert ("convolution" in lowered) == (form == "native")
+
+
+def test_shifted_sum_under_vmap():
+  """A leading seed axis (vmap) sees the same values and gradients as a loop over it."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 9, 9, 6))
+  kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 5, 6, 2))
+
+  def loss(x, k):
+    with layers.conv_form("shifted_sum"):
+      return jnp.sum(jnp.tanh(layers.conv2d(x, k, (1, 1), "SAME")))
+
+  got = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1))))(x, kernel)
+  for i in range(3):
+    want = jax.grad(lambda x, k: jnp.sum(jnp.tanh(_lax_conv(x, k, (1, 1), "SAME"))),
+                    argnums=(0, 1))(x[i], kernel[i])
+    for a, b in zip(got, want):
+      np.testing.assert_allclose(a[i], b, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_form_refuses_unknown_forms():
+  with pytest.raises(ValueError, match="'winograd'"):
+    with layers.conv_form("winograd"):
+      pass

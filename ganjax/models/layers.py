@@ -1,12 +1,26 @@
 """Layers shared by the models: convolutions that XLA compiles well on every backend.
 
-`Conv` is a drop-in for `flax.linen.Conv` (NHWC). Traced inside
-`loop_body()` on the CPU, it computes the convolution as patches times a
-matrix (im2col and one `dot_general`): XLA:CPU runs a native convolution
-inside a loop body (the `lax.scan` of the critic updates) about 25x more
-slowly than outside one (jax-ml/jax#12868), while its matrix products are
-fast in both places. Elsewhere it is the native convolution, which is faster
-outside loops.
+`Conv` is a drop-in for `flax.linen.Conv` (NHWC). On GPU and TPU it is the
+native convolution (cuDNN, XLA). On the CPU, `conv2d` picks one of three ways
+to compute the same sums (`cpu_form`), because XLA:CPU's convolution kernels
+are slow in some places where its matrix products are not:
+
+  "patches"      im2col: the kh*kw shifted (strided) views of the padded input,
+                 side by side on the channel axis, times the kernel as one
+                 [kh*kw*in, out] matrix. Used inside `loop_body()` (XLA:CPU runs a
+                 native convolution in the body of a loop, the `lax.scan` of the
+                 critic updates, about 25x more slowly than outside one;
+                 jax-ml/jax#12868) and for convolutions with few input channels
+                 (CycleGAN's 7x7 3 -> 64 input layer), where the patches are small.
+  "shifted_sum"  the mirror image for few output channels (CycleGAN's 7x7
+                 64 -> 3 output layer, 8x slower natively than in PyTorch):
+                 every input pixel times the kernel as one [in, kh*kw*out]
+                 matrix, then the kh*kw shifted [out]-channel slices of that
+                 product summed. Its gradient (`shifted_sum`'s custom VJP) is
+                 patches of the output gradient, so it too is two matrix products.
+  "native"       `lax.conv_general_dilated`, everywhere else.
+
+`conv_form(...)` forces one form (tests, benchmarks).
 
 `ConvTranspose` is a drop-in for `flax.linen.ConvTranspose` (same parameter
 names, shapes and initialisers; same outputs and gradients) that computes a
@@ -28,6 +42,7 @@ ConvTranspose2d(k=3, s=2, p=1, output_padding=1), padding (1, 2) here: 2 and 1).
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -39,6 +54,9 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
 _IN_LOOP = contextvars.ContextVar("ganjax_in_loop_body", default=False)
+_FORCED = contextvars.ContextVar("ganjax_conv_form", default=None)
+FORMS = ("native", "patches", "shifted_sum")
+FEW_CHANNELS = 4  # "few" channels, as in an image's 1 or 3 (measured: benchmarks/RESULTS.md)
 
 
 @contextlib.contextmanager
@@ -51,34 +69,107 @@ def loop_body():
     _IN_LOOP.reset(token)
 
 
-def _im2col_here() -> bool:
-  return _IN_LOOP.get() and jax.default_backend() == "cpu"
+@contextlib.contextmanager
+def conv_form(form: str | None):
+  """Convolutions traced in this context use `form` (one of FORMS) on every backend;
+  None restores the automatic choice. "shifted_sum" applies to stride 1 only; strided
+  convolutions fall back to "patches" under it."""
+  if form is not None and form not in FORMS:
+    raise ValueError(f"conv_form({form!r}): use one of {', '.join(FORMS)} or None")
+  token = _FORCED.set(form)
+  try:
+    yield
+  finally:
+    _FORCED.reset(token)
+
+
+def cpu_form(kernel_shape: Sequence[int], strides: Sequence[int]) -> str:
+  """The form `conv2d` uses for a kernel [kh, kw, in, out] and strides (see the module doc)."""
+  forced = _FORCED.get()
+  if forced is not None:
+    return "patches" if forced == "shifted_sum" and tuple(strides) != (1, 1) else forced
+  if jax.default_backend() != "cpu":
+    return "native"
+  if _IN_LOOP.get():
+    return "patches"
+  _, _, cin, cout = kernel_shape
+  if tuple(strides) == (1, 1) and cout <= FEW_CHANNELS < cin:
+    return "shifted_sum"
+  if cin <= FEW_CHANNELS < cout:
+    return "patches"
+  return "native"
+
+
+def _explicit_pad(x, padding):
+  """Pads (or, for negative pads, crops) H and W like lax.conv_general_dilated's padding."""
+  (lo_h, hi_h), (lo_w, hi_w) = padding
+  x = x[:, max(-lo_h, 0):x.shape[1] - max(-hi_h, 0), max(-lo_w, 0):x.shape[2] - max(-hi_w, 0)]
+  return jnp.pad(x, ((0, 0), (max(lo_h, 0), max(hi_h, 0)), (max(lo_w, 0), max(hi_w, 0)),
+                     (0, 0)))
+
+
+def patches(x, kh: int, kw: int, strides: Sequence[int] = (1, 1)):
+  """The kh*kw shifted, strided views of x [B, H, W, C] side by side:
+  [B, out_h, out_w, kh*kw*C], channel index (i*kw + j)*C + c for tap (i, j)."""
+  sh, sw = strides
+  out_h = (x.shape[1] - kh) // sh + 1
+  out_w = (x.shape[2] - kw) // sw + 1
+  return jnp.concatenate([
+      lax.slice(x, (0, i, j, 0), (x.shape[0], i + sh * (out_h - 1) + 1,
+                                  j + sw * (out_w - 1) + 1, x.shape[3]), (1, sh, sw, 1))
+      for i in range(kh) for j in range(kw)], axis=3)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def shifted_sum(z, kh: int, kw: int):
+  """z [B, H, W, kh*kw*C] -> [B, H-kh+1, W-kw+1, C]: sum over taps (i, j) of
+  z[:, i:i+out_h, j:j+out_w, tap (i, j)'s C channels] (the channel order of `patches`)."""
+  batch, height, width, n = z.shape
+  c = n // (kh * kw)
+  out_h, out_w = height - kh + 1, width - kw + 1
+  total = None
+  for i in range(kh):
+    for j in range(kw):
+      t = (i * kw + j) * c
+      part = lax.slice(z, (0, i, j, t), (batch, i + out_h, j + out_w, t + c))
+      total = part if total is None else total + part
+  return total
+
+
+def _shifted_sum_fwd(z, kh, kw):
+  return shifted_sum(z, kh, kw), None
+
+
+def _shifted_sum_bwd(kh, kw, _, dy):
+  # d total / d z[:, h, w, tap (i, j)] = dy[:, h - i, w - j] where that exists, else 0.
+  # JAX's own transpose of the slices above pads each into all of z's channels and adds
+  # kh*kw such arrays: many times slower.
+  return (jnp.concatenate([jnp.pad(dy, ((0, 0), (i, kh - 1 - i), (j, kw - 1 - j), (0, 0)))
+                           for i in range(kh) for j in range(kw)], axis=3),)
+
+
+shifted_sum.defvjp(_shifted_sum_fwd, _shifted_sum_bwd)
 
 
 def conv2d(x, kernel, strides: Sequence[int] = (1, 1), padding=((0, 0), (0, 0))):
-  """An ordinary convolution (NHWC, HWIO, explicit (lo, hi) padding or 'VALID'/'SAME').
-
-  In a CPU loop body, as im2col: the kh*kw shifted, strided views of the padded input
-  stacked into patches, contracted with the kernel in one `dot_general`.
-  """
+  """An ordinary convolution (NHWC, HWIO, explicit (lo, hi) padding or 'VALID'/'SAME'),
+  computed in the form `cpu_form` picks (the native convolution off the CPU)."""
   kh, kw, cin, cout = kernel.shape
+  strides = tuple(strides)
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(x.shape[1:3], (kh, kw), strides, padding)
   padding = tuple(tuple(p) for p in padding)
-  if not _im2col_here():
-    return lax.conv_general_dilated(x, kernel, tuple(strides), padding, dimension_numbers=_DIMS)
-  sh, sw = strides
-  (lo_h, hi_h), (lo_w, hi_w) = padding
-  # Negative padding crops, as in lax.conv_general_dilated.
-  x = x[:, max(-lo_h, 0):x.shape[1] - max(-hi_h, 0), max(-lo_w, 0):x.shape[2] - max(-hi_w, 0)]
-  x = jnp.pad(x, ((0, 0), (max(lo_h, 0), max(hi_h, 0)), (max(lo_w, 0), max(hi_w, 0)), (0, 0)))
-  out_h = (x.shape[1] - kh) // sh + 1
-  out_w = (x.shape[2] - kw) // sw + 1
-  patches = jnp.stack([
-      lax.slice(x, (0, i, j, 0), (x.shape[0], i + sh * (out_h - 1) + 1,
-                                  j + sw * (out_w - 1) + 1, cin), (1, sh, sw, 1))
-      for i in range(kh) for j in range(kw)], axis=3)  # [B, out_h, out_w, kh*kw, cin]
-  return jnp.einsum("bhwkc,kco->bhwo", patches, kernel.reshape(kh * kw, cin, cout))
+  form = cpu_form(kernel.shape, strides)
+  if form == "native":
+    return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DIMS)
+  x = _explicit_pad(x, padding)
+  batch, height, width, _ = x.shape
+  if form == "shifted_sum":
+    products = x.reshape(-1, cin) @ kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
+    return shifted_sum(products.reshape(batch, height, width, kh * kw * cout), kh, kw)
+  cols = patches(x, kh, kw, strides)
+  out = cols.reshape(-1, kh * kw * cin) @ kernel.reshape(kh * kw * cin, cout)
+  return out.reshape(cols.shape[:3] + (cout,))
 
 
 def transpose_pads(padding, kernel: Sequence[int], strides: Sequence[int]):
