@@ -86,6 +86,9 @@ def run_options(c: ml_collections.ConfigDict) -> None:
   #                            in one program, vmapped over a leading seed axis of the state
   c.dtype = "float32"        # compute dtype: "float32" or "bfloat16" (GPU/TPU); parameters and
   #                            optimizer state stay float32
+  c.on_nonfinite = "stop"    # a NaN/inf loss or parameter: "stop" the run (the last good
+  #                            checkpoint is kept), or "rollback" to that checkpoint once and go on
+  c.rollback_lr_factor = 0.5  # learning rates are multiplied by this after a rollback
 
 
 def cpu_sized(c: ml_collections.ConfigDict) -> None:

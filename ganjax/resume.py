@@ -20,7 +20,7 @@ from ganjax.errors import GanjaxError
 RESUMABLE = frozenset({
     "num_train_steps", "log_every", "sample_every", "num_samples", "checkpoint_every",
     "keep_checkpoints", "eval_every", "eval_metrics", "eval_samples", "inception_weights",
-    "tfds_data_dir", "dtype",
+    "tfds_data_dir", "dtype", "on_nonfinite", "rollback_lr_factor",
 })
 
 

@@ -13,9 +13,10 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from ganjax import algorithms, configs, data, logs, parallel, seeds
+from ganjax import algorithms, configs, data, logs, parallel, preemption, resume, seeds
 from ganjax.checkpoint import Checkpoints
 from ganjax.errors import GanjaxError
 
@@ -38,6 +39,12 @@ def validate_config(config) -> None:
   if config.get("eval_metrics", "cheap") not in ("cheap", "all"):
     raise GanjaxError(f"eval_metrics={config.eval_metrics!r} is unknown; use cheap or all")
   seeds.count(config)
+  if config.get("on_nonfinite", "stop") not in ("stop", "rollback"):
+    raise GanjaxError(f"on_nonfinite={config.on_nonfinite!r} is unknown; use stop (end the run"
+                      " at the first NaN) or rollback (go back to the last checkpoint once)")
+  if not 0 < config.get("rollback_lr_factor", 0.5) < 1:
+    raise GanjaxError(f"rollback_lr_factor={config.rollback_lr_factor} must be between 0 and 1"
+                      " (the learning rates are multiplied by it after a rollback)")
   data.parse_spec(config.dataset)
 
 
@@ -129,7 +136,7 @@ def mean_metrics(pending: list, num_seeds: int = 1) -> dict[str, float]:
   With several seeds: the mean over seeds under each metric's name, plus
   <name>/std and <name>/seed_<i> (seeds.summarize).
   """
-  host = jax.device_get(pending)
+  host = jax.device_get([{k: v for k, v in m.items() if k != HEALTH} for m in pending])
   return seeds.summarize({k: np.mean([m[k] for m in host], axis=0) for k in host[0]}, num_seeds)
 
 
@@ -197,6 +204,59 @@ def scalar_metrics(result: dict) -> dict[str, float]:
           if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
 
 
+HEALTH = "health"  # the step's finiteness flags, carried with its metrics
+
+
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def with_health(step_fn):
+  """The step, with flags of which metrics and networks' parameters are finite.
+
+  The flags are computed on the device inside the step (a reduction over the
+  parameters, cheap beside the step) and read with the metrics at the next
+  log, sample, checkpoint or evaluation boundary, so the loop never waits
+  for them.
+  """
+  def step(state, batch):
+    state, metrics = step_fn(state, batch)
+    health = {k: jnp.all(jnp.isfinite(v)) for k, v in metrics.items()}
+    health.update({f"params of the {name}": _all_finite(p) for name, p in state.params.items()})
+    return state, {**metrics, HEALTH: health}
+  return step
+
+
+def first_fault(pending: list, num_seeds: int) -> str | None:
+  """A description of the first non-finite value among (step, metrics) records, or None."""
+  for step, metrics in pending:
+    health = jax.device_get(metrics[HEALTH])
+    bad = [k for k, ok in health.items() if not np.all(ok)]
+    if bad:
+      where = ""
+      if num_seeds > 1:
+        bad_seeds = sorted({int(i) for k in bad for i in np.flatnonzero(~np.asarray(health[k]))})
+        where = f" of replica{'s' if len(bad_seeds) > 1 else ''} {bad_seeds} (num_seeds)"
+      return f"at step {step} {', '.join(bad)}{where} became NaN or infinite"
+  return None
+
+
+LEARNING_RATES = ("g_lr", "d_lr", "lr")
+ROLLBACK_FILE = "rollback.json"
+
+
+def lowered_learning_rates(config, factor: float):
+  """A copy of `config` with every learning rate times `factor`."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    for key in LEARNING_RATES:
+      if key in config:
+        config[key] = config[key] * factor
+  return config
+
+
 def train_and_evaluate(config, workdir: str):
   """Trains `config` in `workdir`, resuming from its newest checkpoint; returns the final state."""
   validate_config(config)
@@ -205,17 +265,19 @@ def train_and_evaluate(config, workdir: str):
   mesh = parallel.make_mesh()
   per_device = parallel.per_device_batch_size(config.batch_size, mesh)
   lead = jax.process_index() == 0
+  # Mistakes in the data or in a resumed config are reported before the workdir is touched.
+  data.check_source(config)
+  resume.check_resume(config, os.path.abspath(workdir))
   workdir = prepare_workdir(workdir)
 
-  # State: initialise, then replace with the newest checkpoint if there is one.
+  # State: initialise, then replace with the newest readable checkpoint if there is one.
   # With num_seeds > 1 every leaf has a leading axis of independent replicas.
   num_seeds = seeds.count(config)
   state = seeds.init(algorithm, config, example_batch(config))
   state = parallel.replicate(jax.device_get(state), mesh)
   checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints)
-  start = checkpoints.latest_step() or 0
+  start, state = checkpoints.restore_latest(state)
   if start:
-    state = checkpoints.restore(start, like=state)
     logs.info(f"resuming from the checkpoint at step {start} in {checkpoints.directory}", lead)
   else:
     logs.info(f"starting a new run in {workdir}", lead)
@@ -241,19 +303,34 @@ def train_and_evaluate(config, workdir: str):
     checkpoints.close()
     return state
 
-  # Batches carry a leading axis of critic updates: [n_critic, batch, ...], and
-  # before it one of seeds when there are several; replica i reads its own data order.
-  replica_batches = [
-      data.make_batches(seeds.replica_config(config, i) if num_seeds > 1 else config,
-                        start_step=start, process_index=jax.process_index(),
-                        process_count=jax.process_count(),
-                        per_step=functools.partial(algorithm.critic_iterations, config))
-      for i in range(num_seeds)]
-  batches = replica_batches[0] if num_seeds == 1 else seeds.stack_batches(replica_batches)
+  # A run that was rolled back after a NaN keeps its lowered learning rates when resumed.
+  rollback_path = os.path.join(workdir, ROLLBACK_FILE)
+  rolled_back = os.path.isfile(rollback_path)
+  if rolled_back:
+    with open(rollback_path, encoding="utf-8") as f:
+      factor = json.load(f)["lr_factor"]
+    config = lowered_learning_rates(config, factor)
+    logs.info(f"learning rates times {factor}, as since the rollback in {rollback_path}", lead)
+
+  def make_step(config):
+    step = functools.partial(algorithm.train_step, config)
+    return parallel.data_parallel(seeds.over_seeds(with_health(step), config), mesh,
+                                  batch_axis=batch_axis)
+
+  def make_input(config, start):
+    # Batches carry a leading axis of critic updates: [n_critic, batch, ...], and before it
+    # one of seeds when there are several; replica i reads its own data order.
+    replica_batches = [
+        data.make_batches(seeds.replica_config(config, i) if num_seeds > 1 else config,
+                          start_step=start, process_index=jax.process_index(),
+                          process_count=jax.process_count(),
+                          per_step=functools.partial(algorithm.critic_iterations, config))
+        for i in range(num_seeds)]
+    return replica_batches[0] if num_seeds == 1 else seeds.stack_batches(replica_batches)
+
   batch_axis = 1 if num_seeds == 1 else 2
-  train_step = parallel.data_parallel(
-      seeds.over_seeds(functools.partial(algorithm.train_step, config), config), mesh,
-      batch_axis=batch_axis)
+  train_step = make_step(config)
+  batches = make_input(config, start)
   preview = jax.jit(seeds.over_seeds(functools.partial(algorithm.preview, config), config,
                                      in_axes=(0, None)))
   examples = (data.preview_examples(config, config.num_samples)
@@ -267,39 +344,86 @@ def train_and_evaluate(config, workdir: str):
   logs.info(f"training {config.algorithm} on {config.dataset} for {total} steps, batch"
             f" {config.batch_size} over {mesh.size} {jax.devices()[0].platform} device(s)", lead)
 
-  pending = []
+  def close():
+    progress.close()
+    checkpoints.wait()
+    checkpoints.close()
+    if best:
+      best.close()
+    writer.close()
+
+  pending, checked = [], 0  # (step, metrics) since the last log; how many were checked
   t0 = time.perf_counter()
-  for step in range(start + 1, total + 1):  # `step` counts the steps completed after this one
-    state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh, batch_axis))
-    pending.append(metrics)
-    if step == start + 1:  # the first step compiles: time speed from its end
-      jax.block_until_ready(metrics)
-      progress.restart_clock(step)
-      logs.info(f"compiled and ran the first step in {time.perf_counter() - t0:.1f}s", lead)
-    if step % config.log_every == 0 or step == total:
-      values = mean_metrics(pending, num_seeds)
-      pending = []
-      values["steps_per_sec"] = progress.log(step, values)
-      writer.scalars(step, {k: v for k, v in values.items() if np.isfinite(v)})
-    progress.tick(step)
-    if step % config.sample_every == 0 or step == total:
-      samples = np.asarray(jax.device_get(preview(state, preview_inputs)))
-      writer.images(step, "samples", sample_figure(config, samples, columns))
-    if step % config.checkpoint_every == 0 or step == total:
-      checkpoints.save(step, state)
-    if evaluator and (step % config.eval_every == 0
-                      or (step == total and total >= config.eval_every)):
-      result = evaluate_seeds(evaluator, state, num_seeds)
-      writer.scalars(step, scalar_metrics(result))
-      shown = ", ".join(f"{k} {result[k]:.4f}" for k in evaluator.main.keys)
-      kept = best.offer(step, state, result)
-      logs.info(f"evaluation at step {step}: {shown}{' (best so far)' if kept else ''}", lead)
-      progress.restart_clock(step)  # the evaluation does not count against steps/s
-  progress.close()
-  checkpoints.wait()
-  checkpoints.close()
-  if best:
-    best.close()
-  writer.close()
+  step = start
+  with preemption.StopRequest(sync_every=config.log_every) as stop:
+    while step < total:
+      step += 1  # `step` counts the steps completed after this one
+      state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh, batch_axis))
+      pending.append((step, metrics))
+      if step == start + 1:  # the first step compiles: time speed from its end
+        jax.block_until_ready(metrics)
+        progress.restart_clock(step)
+        logs.info(f"compiled and ran the first step in {time.perf_counter() - t0:.1f}s", lead)
+      stopping = stop.check(step)
+      log = step % config.log_every == 0 or step == total or stopping
+      sample = step % config.sample_every == 0 or step == total
+      save = step % config.checkpoint_every == 0 or step == total or stopping
+      evaluate = evaluator and (step % config.eval_every == 0
+                                or (step == total and total >= config.eval_every))
+
+      # Nothing is logged, drawn, saved or evaluated from a state that went non-finite.
+      if log or sample or save or evaluate:
+        fault = first_fault(pending[checked:], num_seeds)
+        checked = len(pending)
+        if fault:
+          checkpoints.wait()
+          good = checkpoints.latest_step() or 0
+          if config.get("on_nonfinite", "stop") == "rollback" and not rolled_back and good:
+            factor = config.rollback_lr_factor
+            good, state = checkpoints.restore_latest(state)
+            config = lowered_learning_rates(config, factor)
+            if lead:
+              write_json(rollback_path, {"fault": fault, "restored_step": good,
+                                         "lr_factor": factor})
+            logs.info(f"{fault}; rolled back to the checkpoint at step {good} and continuing"
+                      f" with the learning rates times {factor} (once; see {rollback_path})",
+                      lead)
+            rolled_back = True
+            train_step, batches = make_step(config), make_input(config, good)
+            step, pending, checked = good, [], 0
+            progress.restart_clock(step)
+            continue
+          close()
+          kept = (f"the last good checkpoint, step {good}, is in {checkpoints.directory}"
+                  if good else "no checkpoint was saved before it")
+          advice = ("it already rolled back once" if rolled_back else
+                    "lower the learning rates, or set --config.on_nonfinite=rollback to go"
+                    " back to the last checkpoint with lower learning rates once")
+          raise GanjaxError(f"{fault}; the run stopped and wrote nothing after it: {kept};"
+                            f" {advice}")
+
+      if log:
+        values = mean_metrics([m for _, m in pending], num_seeds)
+        pending, checked = [], 0
+        values["steps_per_sec"] = progress.log(step, values)
+        writer.scalars(step, {k: v for k, v in values.items() if np.isfinite(v)})
+      progress.tick(step)
+      if sample:
+        samples = np.asarray(jax.device_get(preview(state, preview_inputs)))
+        writer.images(step, "samples", sample_figure(config, samples, columns))
+      if save:
+        checkpoints.save(step, state)
+      if evaluate:
+        result = evaluate_seeds(evaluator, state, num_seeds)
+        writer.scalars(step, scalar_metrics(result))
+        shown = ", ".join(f"{k} {result[k]:.4f}" for k in evaluator.main.keys)
+        kept = best.offer(step, state, result)
+        logs.info(f"evaluation at step {step}: {shown}{' (best so far)' if kept else ''}", lead)
+        progress.restart_clock(step)  # the evaluation does not count against steps/s
+      if stopping:
+        close()
+        logs.info(stop.message(step, checkpoints.directory), lead)
+        return state
+  close()
   logs.info(f"finished at step {total}; checkpoints, samples and metrics are in {workdir}", lead)
   return state
