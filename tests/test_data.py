@@ -168,3 +168,25 @@ def test_tfds_cycle_gan_resume_reads_on_where_an_uninterrupted_run_is():
       batch = next(resumed)
       for key in ("image_a", "image_b"):
         np.testing.assert_array_equal(batch[key], batches[step][key])
+
+
+def test_check_source_raises_what_training_would_before_any_batch(tmp_path, monkeypatch):
+  data.check_source(config(algorithm="gan"))  # the bundled digits: fine
+  with pytest.raises(GanjaxError, match="unpaired two-domain data, for algorithm='cyclegan'"):
+    data.check_source(config(algorithm="gan", dataset="bundled:digit_pair"))
+  with pytest.raises(GanjaxError, match="CycleGAN trains on two unpaired domains"):
+    data.check_source(config(algorithm="cyclegan", dataset="bundled:mnist"))
+  with pytest.raises(GanjaxError, match="has 2D points but channels=1"):
+    data.check_source(config(dataset="toy:ring"))
+  with pytest.raises(GanjaxError, match="does not exist"):
+    data.check_source(config(algorithm="cyclegan", dataset=f"folder:{tmp_path / 'none'}",
+                             load_size=32, channels=3))
+  with pytest.raises(GanjaxError, match="tensorflow-datasets has no dataset 'no_such_set'"):
+    data.check_source(config(dataset="tfds:no_such_set"))
+  with tfds.testing.mock_data(num_examples=8):
+    data.check_source(config(dataset="tfds:cifar10", channels=3))
+    with pytest.raises(GanjaxError, match="has 3 channels but channels=1"):
+      data.check_source(config(dataset="tfds:cifar10", channels=1))
+  monkeypatch.setattr(data, "_network_reachable", lambda timeout=3.0: False)
+  with pytest.raises(GanjaxError, match="tfds:mnist is not prepared .* no network"):
+    data.check_source(config(dataset="tfds:mnist", tfds_data_dir=str(tmp_path)))
