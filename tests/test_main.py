@@ -71,7 +71,8 @@ def test_unknown_preset_and_missing_file():
 
 
 # Until train.py runs its loop inside preemption.StopRequest (issue 7) this is skipped.
-_HOOKED = "StopRequest" in open(os.path.join(ROOT, "ganjax", "train.py"), encoding="utf-8").read()
+with open(os.path.join(ROOT, "ganjax", "train.py"), encoding="utf-8") as _f:
+  _HOOKED = "StopRequest" in _f.read()
 
 
 @pytest.mark.skipif(not _HOOKED, reason="train.py lacks the SIGTERM hook")
