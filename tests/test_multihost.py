@@ -29,10 +29,12 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def launch(args_per_process, devices: int, timeout: float = 240):
+def launch(args_per_process, devices: int, port: int | None = None, timeout: float = 240):
   """Runs one command per process at once; their (returncode, output), in process order."""
   env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu",
          "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  if port:  # the coordinator listens on IPv4 loopback only (JAX's default is [::])
+    env["JAX_COORDINATOR_BIND_ADDRESS"] = f"127.0.0.1:{port}"
   procs = [subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
            for args in args_per_process]
@@ -51,7 +53,7 @@ def train_on_two_processes(workdir, steps):
   results = launch([["-m", "ganjax.main", "--config", "experiments/gan.py", "--workdir", workdir,
                      *TINY, f"--config.num_train_steps={steps}",
                      f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                     f"--process_id={i}"] for i in range(2)], devices=2)
+                     f"--process_id={i}"] for i in range(2)], devices=2, port=port)
   for code, output in results:
     assert code == 0, output[-3000:]
   return [output for _, output in results]
@@ -89,7 +91,7 @@ def test_two_processes_train_save_and_resume_like_one(tmp_path):
 def test_a_signal_to_one_process_stops_both_at_the_same_step():
   port = free_port()
   results = launch([[os.path.join("tests", "multihost_worker.py"), "stop", f"127.0.0.1:{port}",
-                     str(i), "3"] for i in range(2)], devices=2, timeout=120)
+                     str(i), "3"] for i in range(2)], devices=2, port=port, timeout=120)
   lines = []
   for code, output in results:
     assert code == 0, output[-3000:]
