@@ -14,7 +14,8 @@ Elsewhere name it, and each host's index:
   --coordinator_address=10.0.0.1:1234 --num_processes=2 --process_id=1   # on host 1
 
 Every host feeds its own slice of the global batch and must see the same --workdir
-(a shared file system or a gs:// bucket).
+on a shared file system (NFS, or a bucket mounted with gcsfuse); process 0 writes the
+logs and samples, every process writes its shards of each checkpoint.
 """
 
 import difflib
