@@ -7,7 +7,6 @@ must come out byte for byte the same, or a new workdir that must not be created.
 """
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -18,13 +17,9 @@ import pytest
 from absl import flags
 from PIL import Image
 
-from ganjax import data, main, train
+from ganjax import data, main
 from tests.helpers import experiment_config
 
-# Until train.py calls resume.check_resume and data.check_source before it touches the
-# workdir (issue 7), the cases that rely on them are skipped; remove this then.
-_HOOKED = all(call in inspect.getsource(train) for call in ("check_resume", "check_source"))
-needs_hooks = pytest.mark.skipif(not _HOOKED, reason="train.py lacks the issue-7 hooks")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAN = os.path.join(ROOT, "experiments", "gan.py")
 TINY = {"g_width": 8, "d_width": 8, "latent_dim": 16, "batch_size": 16, "log_every": 1,
@@ -110,9 +105,8 @@ def assert_one_line(status, message, expected):
     (["--config.d_norm=batch", "--config.algorithm=wgan_gp", "--config.loss=wasserstein",
       "--config.gp_weight=10"], "d_norm='batch' with gp_weight=10.0: the gradient penalty"),
     # The same experiment and workdir, but a wider network: the checkpoint would not fit.
-    pytest.param(["--config.g_width=16"], "holds checkpoints of a run with another config: g_width 8 (saved)"
-                              " vs 16 (now); resume it with the saved values (--config.g_width=8)",
-                 marks=needs_hooks),
+    (["--config.g_width=16"], "holds checkpoints of a run with another config: g_width 8 (saved)"
+                              " vs 16 (now); resume it with the saved values (--config.g_width=8)"),
 ])
 def test_config_mistakes_leave_the_trained_workdir_untouched(existing, args, expected):
   status, message = run_main("--config", GAN, "--workdir", existing,
@@ -120,7 +114,6 @@ def test_config_mistakes_leave_the_trained_workdir_untouched(existing, args, exp
   assert_one_line(status, message, expected)
 
 
-@needs_hooks
 def test_a_checkpoint_of_another_algorithm_is_refused(existing):
   status, message = run_main("--config", os.path.join(ROOT, "experiments", "wgan.py"),
                              "--workdir", existing, *overrides(TINY))
@@ -138,7 +131,6 @@ def test_a_checkpoint_of_another_algorithm_is_refused(existing):
     os.rename(os.path.join(existing, "saved.json"), os.path.join(existing, "config.json"))
 
 
-@needs_hooks
 def test_a_tfds_dataset_not_available_offline(trained, tmp_path, monkeypatch):
   monkeypatch.setattr(data, "_network_reachable", lambda timeout=3.0: False)
   # A run resumed as it was started, whose data has gone: nothing in the workdir changes.
@@ -161,7 +153,6 @@ def test_a_tfds_dataset_not_available_offline(trained, tmp_path, monkeypatch):
   assert fingerprint(workdir) == before
 
 
-@needs_hooks
 def test_an_unknown_tfds_dataset_writes_nothing(tmp_path):
   workdir = tmp_path / "new"
   status, message = run_main("--config", GAN, "--workdir", str(workdir), *overrides(TINY),
@@ -195,7 +186,6 @@ def not_a_folder(root):
   return root, f"{root} is not a directory"
 
 
-@needs_hooks
 @pytest.mark.parametrize("make", [missing, empty, not_a_folder])
 def test_bad_image_folders_write_nothing(tmp_path, make):
   root, expected = make(tmp_path / "pair")
@@ -207,7 +197,6 @@ def test_bad_image_folders_write_nothing(tmp_path, make):
   assert not workdir.exists()
 
 
-@needs_hooks
 def test_an_unreadable_image_folder(tmp_path, monkeypatch):
   root = image_folder(tmp_path / "pair")
   listdir = os.listdir
@@ -239,7 +228,6 @@ def cyclegan_workdir(trained, workdir, dataset):
 # Through the real command line ------------------------------------------------------
 
 
-@needs_hooks
 def test_cli_a_corrupt_image_is_named_and_the_workdir_untouched(trained, tmp_path):
   root = image_folder(tmp_path / "pair")
   bad = root / "trainB" / "1.png"

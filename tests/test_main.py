@@ -70,12 +70,6 @@ def test_unknown_preset_and_missing_file():
   assert result.returncode == 1 and "cannot load --config experiments/nope.py" in result.stderr
 
 
-# Until train.py runs its loop inside preemption.StopRequest (issue 7) this is skipped.
-with open(os.path.join(ROOT, "ganjax", "train.py"), encoding="utf-8") as _f:
-  _HOOKED = "StopRequest" in _f.read()
-
-
-@pytest.mark.skipif(not _HOOKED, reason="train.py lacks the SIGTERM hook")
 def test_sigterm_saves_a_checkpoint_exits_0_and_the_same_command_resumes(tmp_path):
   workdir = tmp_path / "run"
   command = [sys.executable, "-m", "ganjax.main", "--config", "experiments/gan.py",
