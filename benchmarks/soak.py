@@ -113,7 +113,7 @@ def one_run(k: int, args, workdir: str, logdir: str, checkpoint_every: int, dead
   started = time.time()
   wait = None
   kill = rng.random() < args.sigkill_fraction
-  sent = None
+  sent = sent_at = None
   while proc.poll() is None:
     time.sleep(0.5)
     for step in steps_on_disk(checkpoints):
@@ -138,11 +138,13 @@ def one_run(k: int, args, workdir: str, logdir: str, checkpoint_every: int, dead
       sent = "SIGTERM (then SIGKILL: no exit in time)"
   for step in steps_on_disk(checkpoints):  # saved as the run stopped
     seen.setdefault(step, time.time())
+  stop_seconds = time.time() - sent_at if sent else None
   output = read_log(log_path)
   stopped = STOPPED.search(output)
   resumed = RESUMED.search(output)
   return {
       "run": k, "signal": sent, "returncode": proc.returncode, "seconds": time.time() - started,
+      "seconds_from_signal_to_exit": stop_seconds,
       "checkpoint_every": checkpoint_every,
       "resumed_at": int(resumed.group(1)) if resumed else 0,
       "newest_on_disk_at_start": on_disk_at_start[-1] if on_disk_at_start else 0,
@@ -158,10 +160,10 @@ def check(runs: list[dict], seen: dict, workdir: str, keep: int, slack_mb: float
   previous = None
   for run in runs:
     k = run["run"]
-    if run["signal"] == "SIGTERM":
+    if run["signal"] and run["signal"].startswith("SIGTERM"):
       if run["returncode"] != 0 or run["stopped_at"] is None:
         failures.append(f"run {k} got SIGTERM but exited {run['returncode']} without the stop"
-                        f" line (last line: {run['last_line']!r})")
+                        f" line (last line: {run['last_line']!r}; {run['signal']})")
     elif run["signal"] is None:
       failures.append(f"run {k} ended by itself ({run['returncode']}): {run['last_line']!r}")
     if previous is not None:
@@ -182,8 +184,9 @@ def check(runs: list[dict], seen: dict, workdir: str, keep: int, slack_mb: float
                         f" {worst[1]:.0f} MiB (step {worst[0]}), more than {slack_mb:.0f} MiB")
     previous = run
 
-  if all(r["signal"] == "SIGTERM" for r in runs):
-    with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  if all(r["signal"] == "SIGTERM" for r in runs) and os.path.isfile(metrics):
+    with open(metrics, encoding="utf-8") as f:
       steps = [json.loads(line)["step"] for line in f]
     back = [(a, b) for a, b in zip(steps, steps[1:]) if b <= a]
     if back:
@@ -220,8 +223,10 @@ def main(argv=None):
     run = one_run(len(runs), args, workdir, logdir, every, deadline, rng, seen)
     runs.append(run)
     rss = [round(m) for _, m in run["rss_at_checkpoints_mib"]]
+    took = run["seconds_from_signal_to_exit"]
     print(f"run {run['run']}: steps {run['resumed_at']} -> {run['stopped_at']}, {run['signal']},"
-          f" exit {run['returncode']}, {run['seconds']:.0f}s, checkpoint_every {every},"
+          f" exit {run['returncode']} {took or 0:.0f}s after it, {run['seconds']:.0f}s in all,"
+          f" checkpoint_every {every},"
           f" RSS MiB at checkpoints {rss}", flush=True)
     speed = measured_speed(workdir) or speed
   keep = 3
