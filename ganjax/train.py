@@ -124,7 +124,10 @@ def load_run(workdir: str, step: int | str | None = None):
       raise GanjaxError(f"no checkpoint{' at step ' + str(step) if step else ''} in"
                         f" {checkpoints.directory}; saved steps: {steps or 'none'}")
     like = seeds.init(algorithm, config, example_batch(config))
-    state = checkpoints.restore(step, like=like)
+    if step == steps[-1]:  # the newest readable one (a damaged newest one is set aside)
+      step, state = checkpoints.restore_latest(like)
+    else:
+      state = checkpoints.restore(step, like=like)
   finally:
     checkpoints.close()
   return config, state, step
@@ -360,6 +363,8 @@ def train_and_evaluate(config, workdir: str):
       step += 1  # `step` counts the steps completed after this one
       state, metrics = train_step(state, parallel.shard_batch(next(batches), mesh, batch_axis))
       pending.append((step, metrics))
+      if len(pending) > 1:  # at most one step queued behind the running one: a stop is quick
+        jax.block_until_ready(pending[-2][1])
       if step == start + 1:  # the first step compiles: time speed from its end
         jax.block_until_ready(metrics)
         progress.restart_clock(step)
@@ -368,8 +373,8 @@ def train_and_evaluate(config, workdir: str):
       log = step % config.log_every == 0 or step == total or stopping
       sample = step % config.sample_every == 0 or step == total
       save = step % config.checkpoint_every == 0 or step == total or stopping
-      evaluate = evaluator and (step % config.eval_every == 0
-                                or (step == total and total >= config.eval_every))
+      evaluate = evaluator and not stopping and (
+          step % config.eval_every == 0 or (step == total and total >= config.eval_every))
 
       # Nothing is logged, drawn, saved or evaluated from a state that went non-finite.
       if log or sample or save or evaluate:
