@@ -77,10 +77,11 @@ def gradient_penalty(critic, real, fake, key, weight: float = 10.0):
   `critic` maps a batch to one output per example and must treat examples
   independently (no BatchNorm), so that the gradient of the sum of its outputs
   is each example's own gradient. Returns (penalty, per-example gradient norms).
+  The norms are computed in float32 whatever dtype the critic computes in.
   """
   u = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
   x_hat = u * real + (1.0 - u) * fake
-  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat).astype(jnp.float32)
   norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1))
   return weight * jnp.mean((norms - 1.0) ** 2), norms
 

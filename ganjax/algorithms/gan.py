@@ -37,6 +37,10 @@ Options that apply to every algorithm here (ganjax/configs.py):
                     state, ema <- d * ema + (1 - d) * params after every
                     generator update; `sample` uses it.
   minibatch_stddev  the minibatch standard-deviation feature in D.
+  dtype             "bfloat16" runs the networks' hidden layers in bfloat16
+                    (GPU/TPU); parameters, optimizer states, BatchNorm
+                    statistics, the output layers (images, logits), losses and
+                    the gradient penalty stay float32. "float32" is the default.
 """
 
 
@@ -53,6 +57,7 @@ from ganjax.models import dcgan, layers, mlp
 from ganjax.parallel import AXIS
 
 NETWORKS = ("generator", "discriminator")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @flax.struct.dataclass
@@ -71,8 +76,19 @@ def _choice(config, key: str, allowed) -> None:
                       f" set --config.{key}")
 
 
+def compute_dtype(config):
+  """The networks' compute dtype from config.dtype (float32 when a config has no such key)."""
+  name = config.get("dtype", "float32")
+  if name not in DTYPES:
+    raise GanjaxError(f"dtype={name!r} is not one of {', '.join(DTYPES)}; set"
+                      " --config.dtype=float32 (or bfloat16 to compute in bfloat16 with"
+                      " float32 parameters)")
+  return DTYPES[name]
+
+
 def validate(config) -> None:
   """Raises GanjaxError for a config this algorithm cannot train."""
+  compute_dtype(config)
   _choice(config, "loss", tuple(losses.OBJECTIVES))
   _choice(config, "noise", ("normal", "uniform"))
   _choice(config, "d_norm", ("batch", "layer", "none"))
@@ -137,23 +153,26 @@ def critic_iterations(config, step: int) -> int:
 
 
 def models(config, axis_name: str | None = AXIS):
+  dtype = compute_dtype(config)
   if config.architecture == "mlp":
     generator = mlp.Generator(out_dim=config.channels, width=config.g_width,
-                              depth=config.g_depth, norm=config.g_norm, axis_name=axis_name)
+                              depth=config.g_depth, norm=config.g_norm, axis_name=axis_name,
+                              dtype=dtype)
     discriminator = mlp.Discriminator(width=config.d_width, depth=config.d_depth,
                                       negative_slope=config.leaky_relu_slope,
                                       norm=config.d_norm, axis_name=axis_name,
-                                      minibatch_stddev=config.minibatch_stddev)
+                                      minibatch_stddev=config.minibatch_stddev, dtype=dtype)
     return generator, discriminator
   generator = dcgan.Generator(image_size=config.image_size, channels=config.channels,
                               width=config.g_width, axis_name=axis_name,
-                              num_classes=config.num_classes, label_dim=config.label_dim)
+                              num_classes=config.num_classes, label_dim=config.label_dim,
+                              dtype=dtype)
   discriminator = dcgan.Discriminator(image_size=config.image_size, width=config.d_width,
                                       negative_slope=config.leaky_relu_slope,
                                       norm=config.d_norm, axis_name=axis_name,
                                       num_classes=config.num_classes,
                                       conditioning=config.conditioning,
-                                      minibatch_stddev=config.minibatch_stddev)
+                                      minibatch_stddev=config.minibatch_stddev, dtype=dtype)
   return generator, discriminator
 
 

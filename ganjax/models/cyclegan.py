@@ -23,6 +23,11 @@ channels with instance norm and LeakyReLU, and a stride-1 one to one logit per p
 With num_layers=3 each logit sees a 70x70 patch of the input: 256x256 images give
 30x30 logits, 32x32 images 2x2. The output is [B, h, w] (no trailing channel axis).
 
+`dtype` is the compute dtype (float32, or bfloat16 on GPU/TPU): parameters stay
+float32, instance normalisation computes its statistics in float32, and the
+last convolution of each network runs in float32, so that images and patch
+logits leave the networks in float32.
+
 Every convolution has a bias (the reference sets use_bias when the norm is instance
 norm, and its last layers always have one). Kernels are drawn from N(0, 0.02) and
 biases are zero (the reference's init_weights 'normal' with gain 0.02).
@@ -64,19 +69,21 @@ def instance_norm(x, eps: float = 1e-5):
   return (centred * lax.rsqrt(var + eps)).astype(x.dtype)
 
 
-def _conv(features: int, kernel: int, strides: int = 1, padding=((0, 0), (0, 0))):
+def _conv(features: int, kernel: int, strides: int = 1, padding=((0, 0), (0, 0)),
+          dtype=jnp.float32):
   return layers.Conv(features, (kernel, kernel), strides=(strides, strides), padding=padding,
-                     use_bias=True, kernel_init=CYCLEGAN_INIT)
+                     use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=dtype)
 
 
 class ResnetBlock(nn.Module):
   """x + [reflect pad 1, 3x3 conv, IN, ReLU, reflect pad 1, 3x3 conv, IN](x)."""
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     features = x.shape[-1]
-    h = nn.relu(instance_norm(_conv(features, 3)(reflect_pad(x, 1))))
-    h = instance_norm(_conv(features, 3)(reflect_pad(h, 1)))
+    h = nn.relu(instance_norm(_conv(features, 3, dtype=self.dtype)(reflect_pad(x, 1))))
+    h = instance_norm(_conv(features, 3, dtype=self.dtype)(reflect_pad(h, 1)))
     return x + h
 
 
@@ -85,6 +92,7 @@ class ResnetGenerator(nn.Module):
   channels: int = 3
   width: int = 64
   num_blocks: int = 9
+  dtype: jnp.dtype = jnp.float32  # compute dtype; the output is float32
 
   @nn.compact
   def __call__(self, x):
@@ -96,19 +104,21 @@ class ResnetGenerator(nn.Module):
     if x.shape[-1] != self.channels:
       raise ValueError(f"ResnetGenerator built for {self.channels} channels got"
                        f" {x.shape[-1]}")
-    h = nn.relu(instance_norm(_conv(self.width, 7)(reflect_pad(x, 3))))
+    x = x.astype(self.dtype)
+    h = nn.relu(instance_norm(_conv(self.width, 7, dtype=self.dtype)(reflect_pad(x, 3))))
     features = self.width
     for _ in range(2):  # downsampling: PyTorch Conv2d(k=3, s=2, p=1)
       features *= 2
-      h = nn.relu(instance_norm(_conv(features, 3, 2, ((1, 1), (1, 1)))(h)))
+      h = _conv(features, 3, 2, ((1, 1), (1, 1)), dtype=self.dtype)(h)
+      h = nn.relu(instance_norm(h))
     for _ in range(self.num_blocks):
-      h = ResnetBlock()(h)
+      h = ResnetBlock(dtype=self.dtype)(h)
     for _ in range(2):  # upsampling: PyTorch ConvTranspose2d(k=3, s=2, p=1, output_padding=1)
       features //= 2
       h = layers.ConvTranspose(features, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)),
-                               use_bias=True, kernel_init=CYCLEGAN_INIT)(h)
+                               use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=self.dtype)(h)
       h = nn.relu(instance_norm(h))
-    h = _conv(self.channels, 7)(reflect_pad(h, 3))
+    h = _conv(self.channels, 7, dtype=jnp.float32)(reflect_pad(h, 3))
     return jnp.tanh(h)
 
 
@@ -117,6 +127,7 @@ class PatchDiscriminator(nn.Module):
   width: int = 64
   num_layers: int = 3
   negative_slope: float = 0.2
+  dtype: jnp.dtype = jnp.float32  # compute dtype; logits are float32
 
   @nn.compact
   def __call__(self, x):
@@ -129,11 +140,11 @@ class PatchDiscriminator(nn.Module):
       raise ValueError(f"PatchDiscriminator with {self.num_layers} layers: images of"
                        f" {x.shape[1]}x{x.shape[2]} are too small for one patch")
     pad = ((1, 1), (1, 1))
-    h = nn.leaky_relu(_conv(self.width, 4, 2, pad)(x), self.negative_slope)
+    h = nn.leaky_relu(_conv(self.width, 4, 2, pad, self.dtype)(x), self.negative_slope)
     for n in range(1, self.num_layers):
-      h = _conv(self.width * min(2 ** n, 8), 4, 2, pad)(h)
+      h = _conv(self.width * min(2 ** n, 8), 4, 2, pad, self.dtype)(h)
       h = nn.leaky_relu(instance_norm(h), self.negative_slope)
-    h = _conv(self.width * min(2 ** self.num_layers, 8), 4, 1, pad)(h)
+    h = _conv(self.width * min(2 ** self.num_layers, 8), 4, 1, pad, self.dtype)(h)
     h = nn.leaky_relu(instance_norm(h), self.negative_slope)
-    logits = _conv(1, 4, 1, pad)(h)
+    logits = _conv(1, 4, 1, pad, jnp.float32)(h)
     return logits[..., 0]

@@ -22,6 +22,12 @@ one-hot maps concatenated to the image channels (`conditioning="concat"`) or
 through a projection head (`"projection"`, Miyato and Koyama 2018): the logit
 gains <embed(y), sum over positions of the last hidden features>.
 
+`dtype` is the compute dtype (float32, or bfloat16 on GPU/TPU): inputs and
+hidden activations are cast to it, while parameters stay float32, BatchNorm
+and LayerNorm compute their statistics in float32 (Flax's promotion), and the
+last layer of each network runs in float32, so that images and logits leave
+the networks in float32.
+
 `minibatch_stddev` > 0 appends the minibatch standard deviation (groups of
 that size, layers.minibatch_stddev) to the last hidden features before the
 final convolution. Called with `features=True` the discriminator also
@@ -54,11 +60,11 @@ def num_stages(image_size: int) -> int:
   return int(stages)
 
 
-def _batch_norm(train: bool, axis_name):
+def _batch_norm(train: bool, axis_name, dtype=jnp.float32):
   # PyTorch-equivalent BatchNorm: momentum 0.1 there is 0.9 here, eps 1e-5.
   return nn.BatchNorm(
       use_running_average=not train, momentum=0.9, epsilon=1e-5,
-      scale_init=bn_scale_init, axis_name=axis_name if train else None)
+      scale_init=bn_scale_init, axis_name=axis_name if train else None, dtype=dtype)
 
 
 class Generator(nn.Module):
@@ -69,33 +75,36 @@ class Generator(nn.Module):
   axis_name: str | None = None  # mesh axis for cross-device BatchNorm
   num_classes: int = 0          # > 0: conditioned on int labels [B]
   label_dim: int = 10           # size of the label embedding concatenated to z
+  dtype: jnp.dtype = jnp.float32  # compute dtype; the output is float32
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
     stages = num_stages(self.image_size)
     features = self.width * 2 ** (stages - 1)
+    z = z.astype(self.dtype)
     if self.num_classes:
-      z = jnp.concatenate([z, label_embedding(self.num_classes, self.label_dim, labels)], -1)
+      z = jnp.concatenate(
+          [z, label_embedding(self.num_classes, self.label_dim, labels, self.dtype)], -1)
     x = z.reshape(z.shape[0], 1, 1, -1)
     x = layers.ConvTranspose(features, (4, 4), padding="VALID", use_bias=False,
-                         kernel_init=DCGAN_INIT)(x)
-    x = nn.relu(_batch_norm(train, self.axis_name)(x))
+                             kernel_init=DCGAN_INIT, dtype=self.dtype)(x)
+    x = nn.relu(_batch_norm(train, self.axis_name, self.dtype)(x))
     for _ in range(stages - 1):
       features //= 2
       x = layers.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
-                           use_bias=False, kernel_init=DCGAN_INIT)(x)
-      x = nn.relu(_batch_norm(train, self.axis_name)(x))
+                               use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(x)
+      x = nn.relu(_batch_norm(train, self.axis_name, self.dtype)(x))
     x = layers.ConvTranspose(self.channels, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
-                         use_bias=False, kernel_init=DCGAN_INIT)(x)
+                             use_bias=False, kernel_init=DCGAN_INIT, dtype=jnp.float32)(x)
     return jnp.tanh(x)
 
 
-def label_embedding(num_classes: int, dim: int, labels):
+def label_embedding(num_classes: int, dim: int, labels, dtype=jnp.float32):
   """A learned embedding of int labels [B] -> [B, dim], drawn from N(0, 1)."""
   if labels is None:
     raise ValueError(f"a network conditioned on {num_classes} classes needs labels")
   return nn.Embed(num_classes, dim, embedding_init=nn.initializers.normal(1.0),
-                  name="label_embedding")(labels)
+                  dtype=dtype, name="label_embedding")(labels)
 
 
 def discriminator_head(module: nn.Module, h, labels, features: bool):
@@ -103,8 +112,10 @@ def discriminator_head(module: nn.Module, h, labels, features: bool):
 
   `h` is the last hidden activation [B, ..., C]; `module` has the fields
   num_classes, conditioning and minibatch_stddev. Returns logits [B], or
-  (logits, flattened h) with `features`.
+  (logits, flattened h) with `features`. The head computes in float32 whatever
+  h's dtype: logits and features are float32.
   """
+  h = h.astype(jnp.float32)
   hidden = h.reshape(h.shape[0], -1)
   x = layers.minibatch_stddev(h, module.minibatch_stddev) if module.minibatch_stddev else h
   if x.ndim == 4:  # DCGAN: a 4x4 valid convolution over the 4x4 map
@@ -130,6 +141,7 @@ class Discriminator(nn.Module):
   num_classes: int = 0           # > 0: conditioned on int labels [B]
   conditioning: str = "concat"   # "concat" (one-hot channels) or "projection"
   minibatch_stddev: int = 0      # group size of the minibatch-stddev feature; 0 = off
+  dtype: jnp.dtype = jnp.float32  # compute dtype; logits are float32
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, features: bool = False):
@@ -138,6 +150,7 @@ class Discriminator(nn.Module):
                        f" images got {x.shape[1]}x{x.shape[2]}")
     if self.num_classes and labels is None:
       raise ValueError(f"a discriminator conditioned on {self.num_classes} classes needs labels")
+    x = x.astype(self.dtype)
     if self.num_classes and self.conditioning == "concat":
       maps = jax.nn.one_hot(labels, self.num_classes, dtype=x.dtype)[:, None, None, :]
       x = jnp.concatenate([x, jnp.broadcast_to(maps, x.shape[:3] + maps.shape[-1:])], -1)
@@ -145,11 +158,12 @@ class Discriminator(nn.Module):
     width = self.width
     for i in range(stages):
       x = layers.Conv(width, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                      use_bias=False, kernel_init=DCGAN_INIT)(x)
+                      use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(x)
       if i > 0 and self.norm == "batch":
-        x = _batch_norm(train, self.axis_name)(x)
+        x = _batch_norm(train, self.axis_name, self.dtype)(x)
       elif i > 0 and self.norm == "layer":
-        x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
+        x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1,
+                         dtype=self.dtype)(x)
       x = nn.leaky_relu(x, self.negative_slope)
       width *= 2
     return discriminator_head(self, x, labels, features)

@@ -229,7 +229,9 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding):
 
 
 class _Convolution(nn.Module):
-  """Parameters as in `flax.linen.Conv`: kernel [kh, kw, in, out] and an optional bias."""
+  """Parameters as in `flax.linen.Conv`: kernel [kh, kw, in, out] and an optional bias,
+  float32. `dtype` is the dtype of the computation and the output (None: the input's);
+  the input and the parameters are cast to it."""
   features: int
   kernel_size: Sequence[int]
   strides: Sequence[int] = (1, 1)
@@ -237,12 +239,15 @@ class _Convolution(nn.Module):
   use_bias: bool = True
   kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  dtype: jnp.dtype | None = None
 
   def op(self, x, kernel):
     raise NotImplementedError
 
   @nn.compact
   def __call__(self, x):
+    if self.dtype is not None:
+      x = x.astype(self.dtype)
     kernel = self.param("kernel", self.kernel_init,
                         (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
     y = self.op(x, kernel.astype(x.dtype))

@@ -6,19 +6,24 @@ linear output, and a discriminator of `depth` hidden layers (200 x 3 there; we
 use LeakyReLU where PacGAN uses maxout units) and one logit. The
 discriminator shares its head with the DCGAN one (dcgan.discriminator_head):
 minibatch stddev and `features=True` work alike.
+
+`dtype` is the compute dtype of the hidden layers, as in dcgan.py: parameters,
+normalisation statistics, the generator's output layer and the discriminator's
+head stay float32.
 """
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from ganjax.models import dcgan
 
 
-def _norm(kind: str, train: bool, axis_name):
+def _norm(kind: str, train: bool, axis_name, dtype):
   if kind == "batch":
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                        axis_name=axis_name if train else None)
+                        axis_name=axis_name if train else None, dtype=dtype)
   if kind == "layer":
-    return nn.LayerNorm(epsilon=1e-5)
+    return nn.LayerNorm(epsilon=1e-5, dtype=dtype)
   return lambda x: x
 
 
@@ -29,14 +34,16 @@ class Generator(nn.Module):
   depth: int = 4
   norm: str = "batch"  # "batch" or "none"
   axis_name: str | None = None
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
     del labels  # unconditional
-    x = z
+    x = z.astype(self.dtype)
     for _ in range(self.depth):
-      x = nn.relu(_norm(self.norm, train, self.axis_name)(nn.Dense(self.width)(x)))
-    return nn.Dense(self.out_dim)(x)
+      x = nn.Dense(self.width, dtype=self.dtype)(x)
+      x = nn.relu(_norm(self.norm, train, self.axis_name, self.dtype)(x))
+    return nn.Dense(self.out_dim, dtype=jnp.float32)(x)
 
 
 class Discriminator(nn.Module):
@@ -49,12 +56,14 @@ class Discriminator(nn.Module):
   minibatch_stddev: int = 0
   num_classes: int = 0          # unconditional; the fields exist for the shared head
   conditioning: str = "concat"
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, features: bool = False):
+    x = x.astype(self.dtype)
     for i in range(self.depth):
-      x = nn.Dense(self.width)(x)
+      x = nn.Dense(self.width, dtype=self.dtype)(x)
       if i > 0:
-        x = _norm(self.norm, train, self.axis_name)(x)
+        x = _norm(self.norm, train, self.axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, self.negative_slope)
     return dcgan.discriminator_head(self, x, labels, features)
