@@ -1,8 +1,8 @@
 """Images per second of ganjax's train steps, side by side with PyTorch, in one process.
 
-  python benchmarks/throughput.py [--cases dcgan32,wgan_gp,cgan,cyclegan128]
+  python benchmarks/throughput.py [--cases dcgan32,dcgan64,wgan_gp,cgan,cyclegan128,cyclegan256]
       [--torch eager,compile | none] [--dtype float32|bfloat16] [--small]
-      [--steps K] [--reps R] [--loop [--loop-steps N]] [--json OUT]
+      [--steps K] [--reps R] [--native-convs] [--loop [--loop-steps N]] [--json OUT]
 
 For each case, ganjax's jitted data-parallel step (parallel.data_parallel over
 all local devices, as train.py builds it) runs on in-memory random batches in
@@ -35,6 +35,18 @@ Cases (the experiment each one mirrors; `case@B` sets the global batch to B):
   cgan         experiments/cgan.py: 32x32x1, 10 classes, width 32, batch 64
   cyclegan128  experiments/cyclegan.py:horse2zebra at 128x128 with 6 blocks, batch 1
   cyclegan256  experiments/cyclegan.py:horse2zebra: 256x256, 9 blocks, batch 1
+
+The default cases are the issue's list (every case above but wgan_gp64); on a
+2-core CPU the 64x64 and 256x256 ones take minutes per repetition.
+
+--dtype bfloat16 sets config.dtype (bfloat16 compute, float32 parameters and
+optimizer states) and runs PyTorch under autocast to bfloat16 with float32
+parameters. On a CPU without bfloat16 matrix units both are slower than in
+float32: the flag is for GPUs and TPUs, and measures the CPU honestly.
+
+--native-convs also times ganjax with every convolution native
+(layers.conv_form("native"), as before the CPU's matrix-product forms), in the
+same interleaved repetitions: the effect of those forms, side by side.
 
 --small shrinks every network (widths 4, CycleGAN 1 block), the batches (16;
 CycleGAN at most 2) and the repetitions, to test this script on a CPU.
@@ -69,6 +81,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ganjax import algorithms, parallel, train  # noqa: E402
+from ganjax.models import layers  # noqa: E402
 
 CASES = {
     # name: (experiment file, preset, overrides)
@@ -274,20 +287,19 @@ def bench_case(name: str, args) -> dict:
         f"{config.channels}, batch {config.batch_size}, n_critic {n_critic}", flush=True)
 
   runners = {}
-  if args.dtype != "float32" and "dtype" not in config:
-    row["notes"].append(f"ganjax has no config.dtype: ganjax skipped at {args.dtype}")
-    params = None
-    ganjax_runner = None
-  else:
-    if args.dtype != "float32":
-      config.dtype = args.dtype
-    ganjax_runner = GanjaxRunner(config, host_batches)
-    runners["ganjax"] = ganjax_runner
-    params = ganjax_runner.params
-    row.update(params=params, ganjax_compile_s=ganjax_runner.compile_s,
-               ganjax_xla_memory_mib=ganjax_runner.memory)
-    print(f"  ganjax: compiled and ran the first step in {ganjax_runner.compile_s:.1f}s",
-          flush=True)
+  config.dtype = args.dtype
+  ganjax_runner = GanjaxRunner(config, host_batches)
+  runners["ganjax"] = ganjax_runner
+  params = ganjax_runner.params
+  row.update(params=params, ganjax_compile_s=ganjax_runner.compile_s,
+             ganjax_xla_memory_mib=ganjax_runner.memory)
+  print(f"  ganjax: compiled and ran the first step in {ganjax_runner.compile_s:.1f}s",
+        flush=True)
+  if args.native_convs:
+    with layers.conv_form("native"):  # compiled here, so the form sticks to this runner
+      runners["ganjax_native"] = GanjaxRunner(config, host_batches)
+    print(f"  ganjax, native convolutions: compiled and ran the first step in"
+          f" {runners['ganjax_native'].compile_s:.1f}s", flush=True)
   for mode in args.torch:
     try:
       runner = TorchRunner(config, host_batches, mode, args.dtype, params)
@@ -323,9 +335,12 @@ def bench_case(name: str, args) -> dict:
       med = statistics.median(ts)
       row[k] = config.batch_size * args.steps / med
       row[f"{k}_s_per_step"] = med / args.steps
+      row[f"{k}_rep_s"] = ts
   for mode in args.torch:
     if row.get("ganjax") and row.get(f"torch_{mode}"):
       row[f"ratio_{mode}"] = row["ganjax"] / row[f"torch_{mode}"]
+    if row.get("ganjax_native") and row.get(f"torch_{mode}"):
+      row[f"native_ratio_{mode}"] = row["ganjax_native"] / row[f"torch_{mode}"]
   row["host_peak_rss_mib"] = rss_mib()
   if jax.default_backend() != "cpu":
     row["ganjax_device_peak_mib"] = device_peak_mib()
@@ -333,7 +348,9 @@ def bench_case(name: str, args) -> dict:
     row["torch_peak_mib"] = runners["torch_eager"].peak_mib()
   line = ", ".join(f"{k} {row[k]:.1f} img/s" for k in times if row.get(k))
   print(f"  {line}" + "".join(f", ganjax/{m} {row[f'ratio_{m}']:.2f}x"
-                              for m in args.torch if row.get(f"ratio_{m}")), flush=True)
+                              for m in args.torch if row.get(f"ratio_{m}"))
+        + "".join(f", ganjax_native/{m} {row[f'native_ratio_{m}']:.2f}x"
+                  for m in args.torch if row.get(f"native_ratio_{m}")), flush=True)
   del runners
   return row
 
@@ -393,6 +410,9 @@ def fmt(x, spec=".4g"):
 def print_table(rows, modes):
   head = ["case", "batch", "ganjax img/s"] + [f"torch {m}" for m in modes]
   head += [f"ganjax/{m}" for m in modes] + ["ganjax compile s", "XLA MiB", "RSS MiB"]
+  native = any(r.get("ganjax_native") for r in rows)
+  if native:
+    head += ["ganjax native convs img/s"] + [f"native convs/{m}" for m in modes]
   print("\n| " + " | ".join(head) + " |")
   print("|" + "---|" * len(head))
   for r in rows:
@@ -404,6 +424,10 @@ def print_table(rows, modes):
               for m in modes]
     cells += [fmt(r.get("ganjax_compile_s"), ".1f"), fmt(r.get("ganjax_xla_memory_mib"), ".0f"),
               fmt(r.get("host_peak_rss_mib"), ".0f")]
+    if native:
+      cells += [fmt(r.get("ganjax_native"))]
+      cells += [fmt(r.get(f"native_ratio_{m}"), ".2f") + ("x" if r.get(f"native_ratio_{m}") else "")
+                for m in modes]
     print("| " + " | ".join(cells) + " |")
   for r in rows:
     for note in r.get("notes", []):
@@ -427,13 +451,15 @@ def environment() -> dict:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--cases", default="dcgan32,wgan_gp,cgan,cyclegan128")
+  parser.add_argument("--cases", default="dcgan32,dcgan64,wgan_gp,cgan,cyclegan128,cyclegan256")
   parser.add_argument("--torch", default="eager,compile",
                       help="comma-separated: eager, compile; or none")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--small", action="store_true")
   parser.add_argument("--steps", type=int, default=None, help="steps per repetition")
   parser.add_argument("--reps", type=int, default=None, help="timed repetitions")
+  parser.add_argument("--native-convs", action="store_true",
+                      help="also time ganjax with native convolutions only")
   parser.add_argument("--loop", action="store_true")
   parser.add_argument("--loop-steps", type=int, default=None)
   parser.add_argument("--json", default=None)
