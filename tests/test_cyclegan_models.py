@@ -242,3 +242,32 @@ def test_generator_refuses_other_channel_counts():
 def test_discriminator_refuses_images_too_small_for_a_patch():
   with pytest.raises(ValueError, match="16x16"):
     cyclegan.PatchDiscriminator(width=8).init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
+
+
+def test_generator_on_the_cpu_matches_native_convolutions():
+  """On the CPU the ResNet generator computes every convolution as matrix products
+  (layers.cpu_form); outputs and gradients equal those of the native convolutions."""
+  assert jax.default_backend() == "cpu"
+  g = cyclegan.ResnetGenerator(channels=3, width=8, num_blocks=1)
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3), minval=-1.0, maxval=1.0)
+  variables = g.init(jax.random.PRNGKey(1), x)
+  variables = jax.tree.map(lambda a: a + 0.05 * jax.random.normal(jax.random.PRNGKey(2),
+                                                                   a.shape), variables)
+  target = jax.random.uniform(jax.random.PRNGKey(3), x.shape, minval=-1.0, maxval=1.0)
+
+  def run():  # a new function each time: jit traces it again under the context
+    loss = lambda v, x: jnp.mean(jnp.abs(g.apply(v, g.apply(v, x)) - target))  # noqa: E731
+    fn = jax.jit(lambda v, x: (g.apply(v, x), jax.grad(loss, argnums=(0, 1))(v, x)))
+    return fn(variables, x), fn.lower(variables, x).as_text()
+
+  (out, grads), lowered = run()
+  with layers.conv_form("native"):
+    (want, want_grads), native = run()
+  assert "convolution" not in lowered and "convolution" in native
+  np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
+  # Biases followed by instance norm have a gradient of 0 up to rounding (~1e-9): the
+  # tolerance is relative to each leaf and, for those, to the largest gradient.
+  largest = max(float(np.max(np.abs(b))) for b in jax.tree.leaves(want_grads))
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-4,
+                               atol=1e-4 * float(np.max(np.abs(b))) + 1e-6 * largest)

@@ -178,3 +178,28 @@ def test_conv_form_refuses_unknown_forms():
   with pytest.raises(ValueError, match="'winograd'"):
     with layers.conv_form("winograd"):
       pass
+
+
+def test_cpu_form_rules(monkeypatch):
+  assert jax.default_backend() == "cpu"
+  assert layers.cpu_form((7, 7, 3, 64), (1, 1)) == "patches"        # few inputs
+  assert layers.cpu_form((4, 4, 1, 32), (2, 2)) == "patches"
+  assert layers.cpu_form((7, 7, 64, 3), (1, 1)) == "shifted_sum"    # few outputs
+  assert layers.cpu_form((4, 4, 512, 1), (1, 1), "patches") == "shifted_sum"
+  assert layers.cpu_form((2, 2, 32, 1), (1, 1)) == "native"         # too few taps
+  assert layers.cpu_form((4, 4, 64, 1), (2, 2)) == "native"         # strided
+  assert layers.cpu_form((3, 3, 256, 256), (1, 1)) == "native"
+  assert layers.cpu_form((3, 3, 256, 256), (1, 1), "patches") == "patches"
+  assert layers.cpu_form((3, 3, 64, 128), (2, 2), "shifted_sum") == "patches"
+  with layers.loop_body():
+    assert layers.cpu_form((3, 3, 256, 256), (1, 1)) == "patches"
+    assert layers.cpu_form((7, 7, 64, 3), (1, 1)) == "patches"
+  with pytest.raises(ValueError, match="cpu_form='im2col'"):
+    layers.cpu_form((3, 3, 8, 8), (1, 1), "im2col")
+  # Accelerators keep their native convolutions whatever the layer prefers.
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert layers.cpu_form((7, 7, 64, 3), (1, 1), "patches") == "native"
+  with layers.loop_body():
+    assert layers.cpu_form((3, 3, 8, 8), (1, 1)) == "native"
+  with layers.conv_form("patches"):
+    assert layers.cpu_form((3, 3, 8, 8), (1, 1)) == "patches"

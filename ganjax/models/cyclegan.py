@@ -71,8 +71,10 @@ def instance_norm(x, eps: float = 1e-5):
 
 def _conv(features: int, kernel: int, strides: int = 1, padding=((0, 0), (0, 0)),
           dtype=jnp.float32):
+  # On the CPU these batch-1 convolutions over large maps run faster as matrix products
+  # (layers.py); elsewhere they are native.
   return layers.Conv(features, (kernel, kernel), strides=(strides, strides), padding=padding,
-                     use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=dtype)
+                     use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=dtype, cpu_form="patches")
 
 
 class ResnetBlock(nn.Module):
@@ -116,7 +118,8 @@ class ResnetGenerator(nn.Module):
     for _ in range(2):  # upsampling: PyTorch ConvTranspose2d(k=3, s=2, p=1, output_padding=1)
       features //= 2
       h = layers.ConvTranspose(features, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)),
-                               use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=self.dtype)(h)
+                               use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=self.dtype,
+                               cpu_form="shifted_sum")(h)
       h = nn.relu(instance_norm(h))
     h = _conv(self.channels, 7, dtype=jnp.float32)(reflect_pad(h, 3))
     return jnp.tanh(h)

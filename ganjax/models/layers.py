@@ -1,26 +1,37 @@
 """Layers shared by the models: convolutions that XLA compiles well on every backend.
 
 `Conv` is a drop-in for `flax.linen.Conv` (NHWC). On GPU and TPU it is the
-native convolution (cuDNN, XLA). On the CPU, `conv2d` picks one of three ways
-to compute the same sums (`cpu_form`), because XLA:CPU's convolution kernels
-are slow in some places where its matrix products are not:
+native convolution (cuDNN, XLA). On the CPU, `conv2d` computes the same sums
+in one of three forms (`cpu_form` picks), because XLA:CPU's convolution
+kernels are slow in some places where its matrix products are not:
 
   "patches"      im2col: the kh*kw shifted (strided) views of the padded input,
                  side by side on the channel axis, times the kernel as one
-                 [kh*kw*in, out] matrix. Used inside `loop_body()` (XLA:CPU runs a
-                 native convolution in the body of a loop, the `lax.scan` of the
-                 critic updates, about 25x more slowly than outside one;
-                 jax-ml/jax#12868) and for convolutions with few input channels
-                 (CycleGAN's 7x7 3 -> 64 input layer), where the patches are small.
-  "shifted_sum"  the mirror image for few output channels (CycleGAN's 7x7
-                 64 -> 3 output layer, 8x slower natively than in PyTorch):
-                 every input pixel times the kernel as one [in, kh*kw*out]
-                 matrix, then the kh*kw shifted [out]-channel slices of that
-                 product summed. Its gradient (`shifted_sum`'s custom VJP) is
-                 patches of the output gradient, so it too is two matrix products.
-  "native"       `lax.conv_general_dilated`, everywhere else.
+                 [kh*kw*in, out] matrix.
+  "shifted_sum"  the mirror image, stride 1 only: every input pixel times the
+                 kernel as one [in, kh*kw*out] matrix, then the kh*kw shifted
+                 [out]-channel slices of that product summed. Its gradient
+                 (`shifted_sum`'s custom VJP) is patches of the output gradient,
+                 so it too is two matrix products.
+  "native"       `lax.conv_general_dilated`.
 
-`conv_form(...)` forces one form (tests, benchmarks).
+The rules, from timings of the forward pass and both gradients of every layer
+of DCGAN-32 (batch 64) and CycleGAN-128 (batch 1) on a 2-core CPU
+(benchmarks/RESULTS.md):
+  - inside `loop_body()`, patches: XLA:CPU runs a native convolution in the
+    body of a loop (the `lax.scan` of the critic updates) about 25x more slowly
+    than outside one (jax-ml/jax#12868);
+  - few output channels (<= FEW_CHANNELS) from many, stride 1, 3x3 taps or more:
+    shifted_sum (CycleGAN's 7x7 64 -> 3 output layer: 4x faster than native,
+    which is 8x slower than PyTorch's);
+  - few input channels into many: patches, which are small then (CycleGAN's
+    7x7 3 -> 64 input layer: 1.7x faster);
+  - otherwise the layer's own preference (`Conv(cpu_form=...)`), else native.
+    CycleGAN's networks prefer matrix products: at batch 1 on 32x32 to 128x128
+    maps they beat the native kernels by 1.2-1.6x, while DCGAN's layers at
+    batch 64 on 4x4 to 16x16 maps run faster natively.
+
+`conv_form(...)` forces one form everywhere (tests, benchmarks).
 
 `ConvTranspose` is a drop-in for `flax.linen.ConvTranspose` (same parameter
 names, shapes and initialisers; same outputs and gradients) that computes a
@@ -83,21 +94,26 @@ def conv_form(form: str | None):
     _FORCED.reset(token)
 
 
-def cpu_form(kernel_shape: Sequence[int], strides: Sequence[int]) -> str:
-  """The form `conv2d` uses for a kernel [kh, kw, in, out] and strides (see the module doc)."""
-  forced = _FORCED.get()
-  if forced is not None:
-    return "patches" if forced == "shifted_sum" and tuple(strides) != (1, 1) else forced
+def cpu_form(kernel_shape: Sequence[int], strides: Sequence[int],
+             prefer: str | None = None) -> str:
+  """The form `conv2d` uses for a kernel [kh, kw, in, out] and strides, given the layer's
+  preference on the CPU (None: native); the rules are in the module doc."""
+  def usable(form):  # the shifted sum is for stride 1; strided, its mirror image
+    return "patches" if form == "shifted_sum" and tuple(strides) != (1, 1) else form
+  if prefer is not None and prefer not in FORMS:
+    raise ValueError(f"cpu_form={prefer!r}: use one of {', '.join(FORMS)} or None")
+  if _FORCED.get() is not None:
+    return usable(_FORCED.get())
   if jax.default_backend() != "cpu":
     return "native"
   if _IN_LOOP.get():
     return "patches"
-  _, _, cin, cout = kernel_shape
-  if tuple(strides) == (1, 1) and cout <= FEW_CHANNELS < cin:
+  kh, kw, cin, cout = kernel_shape
+  if tuple(strides) == (1, 1) and cout <= FEW_CHANNELS < cin and kh * kw >= 9:
     return "shifted_sum"
   if cin <= FEW_CHANNELS < cout:
     return "patches"
-  return "native"
+  return usable(prefer or "native")
 
 
 def _explicit_pad(x, padding):
@@ -151,15 +167,17 @@ def _shifted_sum_bwd(kh, kw, _, dy):
 shifted_sum.defvjp(_shifted_sum_fwd, _shifted_sum_bwd)
 
 
-def conv2d(x, kernel, strides: Sequence[int] = (1, 1), padding=((0, 0), (0, 0))):
+def conv2d(x, kernel, strides: Sequence[int] = (1, 1), padding=((0, 0), (0, 0)),
+           prefer: str | None = None):
   """An ordinary convolution (NHWC, HWIO, explicit (lo, hi) padding or 'VALID'/'SAME'),
-  computed in the form `cpu_form` picks (the native convolution off the CPU)."""
+  computed in the form `cpu_form` picks (the native convolution off the CPU); `prefer`
+  is the layer's preferred form on the CPU."""
   kh, kw, cin, cout = kernel.shape
   strides = tuple(strides)
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(x.shape[1:3], (kh, kw), strides, padding)
   padding = tuple(tuple(p) for p in padding)
-  form = cpu_form(kernel.shape, strides)
+  form = cpu_form(kernel.shape, strides, prefer)
   if form == "native":
     return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DIMS)
   x = _explicit_pad(x, padding)
@@ -205,7 +223,7 @@ def _phases(size: int, kernel: int, stride: int, lo: int, hi: int):
   return out, plan
 
 
-def conv_transpose(x, kernel, strides: Sequence[int], padding):
+def conv_transpose(x, kernel, strides: Sequence[int], padding, prefer: str | None = None):
   """`lax.conv_transpose(x, kernel, strides, padding)` (NHWC, HWIO, unflipped kernel) by phases.
 
   Falls back to `lax.conv_transpose` at stride 1 (already an ordinary
@@ -221,7 +239,7 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding):
   rows = []
   for first_h, lo_h, hi_h in plan_h:
     cols = [conv2d(x, kernel[first_h::strides[0], first_w::strides[1]], (1, 1),
-                   ((lo_h, hi_h), (lo_w, hi_w)))
+                   ((lo_h, hi_h), (lo_w, hi_w)), prefer)
             for first_w, lo_w, hi_w in plan_w]
     rows.append(jnp.stack(cols, axis=3))  # [B, M, N, s_w, C]
   y = jnp.stack(rows, axis=2)  # [B, M, s_h, N, s_w, C]
@@ -231,7 +249,8 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding):
 class _Convolution(nn.Module):
   """Parameters as in `flax.linen.Conv`: kernel [kh, kw, in, out] and an optional bias,
   float32. `dtype` is the dtype of the computation and the output (None: the input's);
-  the input and the parameters are cast to it."""
+  the input and the parameters are cast to it. `cpu_form` is the form the layer prefers
+  on the CPU (see the module doc; None: native)."""
   features: int
   kernel_size: Sequence[int]
   strides: Sequence[int] = (1, 1)
@@ -240,6 +259,7 @@ class _Convolution(nn.Module):
   kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
   dtype: jnp.dtype | None = None
+  cpu_form: str | None = None
 
   def op(self, x, kernel):
     raise NotImplementedError
@@ -260,14 +280,14 @@ class Conv(_Convolution):
   """`nn.Conv` for NHWC inputs (no dilation, no groups), computed by `conv2d`."""
 
   def op(self, x, kernel):
-    return conv2d(x, kernel, self.strides, self.padding)
+    return conv2d(x, kernel, self.strides, self.padding, self.cpu_form)
 
 
 class ConvTranspose(_Convolution):
   """`nn.ConvTranspose` for NHWC inputs, computed by `conv_transpose` above."""
 
   def op(self, x, kernel):
-    return conv_transpose(x, kernel, self.strides, self.padding)
+    return conv_transpose(x, kernel, self.strides, self.padding, self.cpu_form)
 
 
 def minibatch_stddev(x, group_size: int, eps: float = 1e-8):
