@@ -9,6 +9,7 @@ ALGORITHMS = {
     "gan": "ganjax.algorithms.gan",
     "wgan": "ganjax.algorithms.wgan",
     "wgan_gp": "ganjax.algorithms.wgan",
+    "sngan": "ganjax.algorithms.sngan",
     "cyclegan": "ganjax.algorithms.cyclegan",
 }
 

@@ -215,9 +215,14 @@ def latent(config, key, n: int):
   return jax.random.normal(key, shape)
 
 
-def init(config, rng, example_batch) -> GANState:
-  """A fresh state; `example_batch["image"]` ([B, H, W, C]) gives the image shape."""
-  generator, discriminator = models(config, axis_name=None)
+def init(config, rng, example_batch, networks=None) -> GANState:
+  """A fresh state; `example_batch["image"]` ([B, H, W, C]) gives the image shape.
+
+  `networks(config, axis_name)` -> (generator, critic) builds the networks
+  (default: `models`); a variant with its own critic passes its builder here
+  and to `train_step` (algorithms/sngan.py).
+  """
+  generator, discriminator = (networks or models)(config, axis_name=None)
   g_key, d_key = jax.random.split(jax.random.fold_in(rng, 0x1417))
   labels = jnp.zeros((2,), jnp.int32) if config.num_classes else None
   g_vars = generator.init(g_key, latent(config, g_key, 2), labels, train=False)
@@ -322,9 +327,12 @@ def feature_matching_loss(real_features, fake_features):
   return jnp.sum(jnp.square(real_mean - fake_mean))
 
 
-def train_step(config, state: GANState, batch):
-  """`n` critic updates (n = batch["image"].shape[0]) then one generator update."""
-  generator, critic = models(config)
+def train_step(config, state: GANState, batch, networks=None):
+  """`n` critic updates (n = batch["image"].shape[0]) then one generator update.
+
+  `networks`: as in `init`.
+  """
+  generator, critic = (networks or models)(config)
   txs = optimizers(config)
   g_loss_fn = losses.OBJECTIVES[config.loss][1]
   reals = batch["image"]
