@@ -29,8 +29,10 @@ On MNIST the paper's critic lets this generator collapse: measured here
 one image by step 250, and stayed so in every setting tried (the paper's
 settings B and C, n_critic 5, TTUR, a slower critic, a smaller critic,
 minibatch stddev). With LayerNorm after convolutions 2-7 (d_norm="layer") the
-samples were varied by step 400 and were digits by step 1,000. LayerNorm is
-not in the paper; preset `paper` removes it.
+samples were varied by step 500 (the spread of the 64 grid samples, 0.12 at
+step 300, was 0.19 at 500 and 0.26 at 1,000, about that of real digits) and
+were rough but varied digits at step 1,000 (classifier FID 269, all 10
+classes). LayerNorm is not in the paper; preset `paper` removes it.
 
 Logged: d_loss (the critic's hinge loss), wasserstein (E[D(x)] - E[D(G(z))]),
 g_loss (-E[D(G(z))]) and the gradient norms.
