@@ -2,9 +2,16 @@
 
 import os
 
+import pytest
+
 from ganjax import xla_defaults
 
+# jaxlib 0.10 defines the flag; a jaxlib without it must get nothing (the last tests).
+knows_xnnpack = pytest.mark.skipif(not xla_defaults._jaxlib_knows("xla_cpu_use_xnnpack"),
+                                   reason="this jaxlib has no --xla_cpu_use_xnnpack")
 
+
+@knows_xnnpack
 def test_adds_a_known_flag_to_the_users_flags():
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
   added = xla_defaults.apply(env)
@@ -34,5 +41,6 @@ def test_a_flag_this_jaxlib_lacks_is_never_added(monkeypatch):
   assert env == {}
 
 
+@knows_xnnpack
 def test_the_test_process_runs_with_the_defaults():
   assert "--xla_cpu_use_xnnpack=true" in os.environ["XLA_FLAGS"]
