@@ -31,6 +31,11 @@ of DCGAN-32 (batch 64) and CycleGAN-128 (batch 1) on a 2-core CPU
     maps they beat the native kernels by 1.2-1.6x, while DCGAN's layers at
     batch 64 on 4x4 to 16x16 maps run faster natively.
 
+The figures above were measured before ganjax turned on XLA's XNNPACK matrix
+products (ganjax/xla_defaults.py); with them the matrix-product forms gained
+again (the 64 -> 3 output layer's shifted sum 2.6x faster than native, the
+residual blocks' patches 1.8x: `python benchmarks/cyclegan_parts.py --layers`).
+
 `conv_form(...)` forces one form everywhere (tests, benchmarks).
 
 `ConvTranspose` is a drop-in for `flax.linen.ConvTranspose` (same parameter
