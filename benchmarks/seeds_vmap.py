@@ -64,14 +64,16 @@ def main(argv=None) -> None:
 
   # Vmapped: one state with a leading seed axis, one step for all seeds.
   multi_step = parallel.data_parallel(
-      jax.vmap(functools.partial(algorithm.train_step, config)), mesh, batch_axis=2)
+      jax.vmap(functools.partial(algorithm.train_step, config)), mesh, batch_axis=2,
+      compiler_options=algorithm.compiler_options(config))
   multi_batches = [parallel.shard_batch(b, mesh, 2) for b in seeds.stack_batches(
       [batches(seeds.replica_config(config, i), args.steps, algorithm)
        for i in range(args.seeds)])]
   # Sequential: each seed's own state and step.
   one = [seeds.replica_config(config, i) for i in range(args.seeds)]
   one_step = parallel.data_parallel(functools.partial(algorithm.train_step, one[0]), mesh,
-                                    batch_axis=1)
+                                    batch_axis=1,
+                                    compiler_options=algorithm.compiler_options(one[0]))
   one_batches = [[parallel.shard_batch(b, mesh, 1) for b in batches(c, args.steps, algorithm)]
                  for c in one]
 

@@ -49,7 +49,7 @@ def main():
     state = algorithm.init(config, jax.random.PRNGKey(0), train.example_batch(config))
     state = parallel.replicate(jax.device_get(state), mesh)
     step = parallel.data_parallel(functools.partial(algorithm.train_step, config), mesh,
-                                  batch_axis=1)
+                                  batch_axis=1, compiler_options=algorithm.compiler_options(config))
     t0 = time.perf_counter()
     state, metrics = step(state, parallel.shard_batch(next(batches), mesh, batch_axis=1))
     jax.block_until_ready(metrics)

@@ -2,7 +2,8 @@
 
   python benchmarks/throughput.py [--cases dcgan32,dcgan64,wgan_gp,cgan,cyclegan128,cyclegan256]
       [--torch eager,compile | none] [--dtype float32|bfloat16] [--small]
-      [--steps K] [--reps R] [--native-convs] [--loop [--loop-steps N]] [--json OUT]
+      [--steps K] [--reps R] [--native-convs] [--xla-default] [--loop [--loop-steps N]]
+      [--json OUT]
 
 For each case, ganjax's jitted data-parallel step (parallel.data_parallel over
 all local devices, as train.py builds it) runs on in-memory random batches in
@@ -47,6 +48,10 @@ float32: the flag is for GPUs and TPUs, and measures the CPU honestly.
 --native-convs also times ganjax with every convolution native
 (layers.conv_form("native"), as before the CPU's matrix-product forms), in the
 same interleaved repetitions: the effect of those forms, side by side.
+
+--xla-default also times ganjax's step compiled without its algorithm's XLA
+options (`compiler_options(config)`, ganjax/xla_defaults.py), i.e. with XLA's
+defaults, in the same interleaved repetitions: the effect of those options.
 
 --small shrinks every network (widths 4, CycleGAN 1 block), the batches (16;
 CycleGAN at most 2) and the repetitions, to test this script on a CPU.
@@ -96,6 +101,10 @@ CASES = {
     "cyclegan256": ("cyclegan.py", "horse2zebra", {}),
 }
 SMALL = {"g_width": 4, "d_width": 4, "num_blocks": 1}
+VARIANTS = {  # other ganjax steps that --native-convs and --xla-default time alongside
+    "ganjax_native": "native convolutions",
+    "ganjax_xla_default": "XLA's default options",
+}
 
 
 def load_config(name: str, small: bool, batch: int | None):
@@ -146,9 +155,12 @@ def random_batch(config, n_critic: int, rng: np.random.Generator):
 class GanjaxRunner:
   """The jitted data-parallel train step of `config` on in-memory batches."""
 
-  def __init__(self, config, host_batches):
+  def __init__(self, config, host_batches, compiler_options=None):
+    """`compiler_options` None: the algorithm's own (what train.py compiles)."""
     self.config = config
     algorithm = algorithms.get(config.algorithm)
+    if compiler_options is None:
+      compiler_options = algorithm.compiler_options(config)
     algorithm.validate(config)
     mesh = parallel.make_mesh(jax.local_devices())
     parallel.per_device_batch_size(config.batch_size, mesh)
@@ -158,7 +170,7 @@ class GanjaxRunner:
     self.state = parallel.replicate(jax.device_get(state), mesh)
     self.batches = [parallel.shard_batch(b, mesh, batch_axis=1) for b in host_batches]
     step = parallel.data_parallel(functools.partial(algorithm.train_step, config), mesh,
-                                  batch_axis=1)
+                                  batch_axis=1, compiler_options=compiler_options)
     t0 = time.perf_counter()
     compiled = step.lower(self.state, self.batches[0]).compile()
     self.memory = xla_memory_mib(compiled)
@@ -298,8 +310,12 @@ def bench_case(name: str, args) -> dict:
   if args.native_convs:
     with layers.conv_form("native"):  # compiled here, so the form sticks to this runner
       runners["ganjax_native"] = GanjaxRunner(config, host_batches)
-    print(f"  ganjax, native convolutions: compiled and ran the first step in"
-          f" {runners['ganjax_native'].compile_s:.1f}s", flush=True)
+  if args.xla_default:
+    runners["ganjax_xla_default"] = GanjaxRunner(config, host_batches, compiler_options={})
+  for k in VARIANTS:
+    if k in runners:
+      print(f"  ganjax, {VARIANTS[k]}: compiled and ran the first step in"
+            f" {runners[k].compile_s:.1f}s", flush=True)
   for mode in args.torch:
     try:
       runner = TorchRunner(config, host_batches, mode, args.dtype, params)
@@ -339,8 +355,9 @@ def bench_case(name: str, args) -> dict:
   for mode in args.torch:
     if row.get("ganjax") and row.get(f"torch_{mode}"):
       row[f"ratio_{mode}"] = row["ganjax"] / row[f"torch_{mode}"]
-    if row.get("ganjax_native") and row.get(f"torch_{mode}"):
-      row[f"native_ratio_{mode}"] = row["ganjax_native"] / row[f"torch_{mode}"]
+    for k in VARIANTS:
+      if row.get(k) and row.get(f"torch_{mode}"):
+        row[f"{k}_ratio_{mode}"] = row[k] / row[f"torch_{mode}"]
   row["host_peak_rss_mib"] = rss_mib()
   if jax.default_backend() != "cpu":
     row["ganjax_device_peak_mib"] = device_peak_mib()
@@ -349,8 +366,9 @@ def bench_case(name: str, args) -> dict:
   line = ", ".join(f"{k} {row[k]:.1f} img/s" for k in times if row.get(k))
   print(f"  {line}" + "".join(f", ganjax/{m} {row[f'ratio_{m}']:.2f}x"
                               for m in args.torch if row.get(f"ratio_{m}"))
-        + "".join(f", ganjax_native/{m} {row[f'native_ratio_{m}']:.2f}x"
-                  for m in args.torch if row.get(f"native_ratio_{m}")), flush=True)
+        + "".join(f", {k}/{m} {row[f'{k}_ratio_{m}']:.2f}x"
+                  for k in VARIANTS for m in args.torch if row.get(f"{k}_ratio_{m}")),
+        flush=True)
   del runners
   return row
 
@@ -410,9 +428,9 @@ def fmt(x, spec=".4g"):
 def print_table(rows, modes):
   head = ["case", "batch", "ganjax img/s"] + [f"torch {m}" for m in modes]
   head += [f"ganjax/{m}" for m in modes] + ["ganjax compile s", "XLA MiB", "RSS MiB"]
-  native = any(r.get("ganjax_native") for r in rows)
-  if native:
-    head += ["ganjax native convs img/s"] + [f"native convs/{m}" for m in modes]
+  variants = [k for k in VARIANTS if any(r.get(k) for r in rows)]
+  for k in variants:
+    head += [f"{k} img/s"] + [f"{k}/{m}" for m in modes]
   print("\n| " + " | ".join(head) + " |")
   print("|" + "---|" * len(head))
   for r in rows:
@@ -424,9 +442,9 @@ def print_table(rows, modes):
               for m in modes]
     cells += [fmt(r.get("ganjax_compile_s"), ".1f"), fmt(r.get("ganjax_xla_memory_mib"), ".0f"),
               fmt(r.get("host_peak_rss_mib"), ".0f")]
-    if native:
-      cells += [fmt(r.get("ganjax_native"))]
-      cells += [fmt(r.get(f"native_ratio_{m}"), ".2f") + ("x" if r.get(f"native_ratio_{m}") else "")
+    for k in variants:
+      cells += [fmt(r.get(k))]
+      cells += [fmt(r.get(f"{k}_ratio_{m}"), ".2f") + ("x" if r.get(f"{k}_ratio_{m}") else "")
                 for m in modes]
     print("| " + " | ".join(cells) + " |")
   for r in rows:
@@ -460,6 +478,8 @@ def main():
   parser.add_argument("--reps", type=int, default=None, help="timed repetitions")
   parser.add_argument("--native-convs", action="store_true",
                       help="also time ganjax with native convolutions only")
+  parser.add_argument("--xla-default", action="store_true",
+                      help="also time ganjax without its algorithm's XLA options")
   parser.add_argument("--loop", action="store_true")
   parser.add_argument("--loop-steps", type=int, default=None)
   parser.add_argument("--json", default=None)

@@ -58,8 +58,12 @@ def shard_batch(local_batch, mesh: Mesh, batch_axis: int = 0):
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
 
 
-def data_parallel(step: Callable, mesh: Mesh, batch_axis: int = 0, donate: bool = True):
+def data_parallel(step: Callable, mesh: Mesh, batch_axis: int = 0, donate: bool = True,
+                  compiler_options: dict | None = None):
   """jit(shard_map(step)) for `step(state, batch) -> (state, metrics)`.
+
+  `compiler_options`: XLA options of this program (an algorithm's
+  `compiler_options(config)`, ganjax/xla_defaults.py).
 
   `step` must return a state and metrics that are the same on every device
   (`lax.pmean` what differs). Replication is not checked by the tracer
@@ -71,4 +75,5 @@ def data_parallel(step: Callable, mesh: Mesh, batch_axis: int = 0, donate: bool 
   batch_spec = P(*([None] * batch_axis), AXIS)
   mapped = jax.shard_map(step, mesh=mesh, in_specs=(P(), batch_spec),
                          out_specs=(P(), P()), check_vma=False)
-  return jax.jit(mapped, donate_argnums=(0,) if donate else ())
+  return jax.jit(mapped, donate_argnums=(0,) if donate else (),
+                 compiler_options=compiler_options or None)

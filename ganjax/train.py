@@ -318,7 +318,8 @@ def train_and_evaluate(config, workdir: str):
   def make_step(config):
     step = functools.partial(algorithm.train_step, config)
     return parallel.data_parallel(seeds.over_seeds(with_health(step), config), mesh,
-                                  batch_axis=batch_axis)
+                                  batch_axis=batch_axis,
+                                  compiler_options=algorithm.compiler_options(config))
 
   def make_input(config, start):
     # Batches carry a leading axis of critic updates: [n_critic, batch, ...], and before it

@@ -16,19 +16,45 @@ The flags:
       CycleGAN-128 step from 0.75x to 1.08x of PyTorch eager's images/s
       (benchmarks/RESULTS.md). It only concerns the CPU backend.
 
-A flag is added only when the installed jaxlib knows it: XLA aborts the process
-on an unknown flag, and flags come and go between releases. Any mention of a
-flag in XLA_FLAGS (say --xla_cpu_use_xnnpack=false) leaves it to the user, and
-GANJAX_XLA_DEFAULTS=0 turns all of them off.
+Options of one program (jax.jit's compiler_options), chosen per algorithm by
+its `compiler_options(config)` and passed to the train step's jit by
+parallel.data_parallel; `program_options` keeps those that apply:
+
+  CONVOLUTIONS_BY_XLA: xla_cpu_experimental_ynn_fusion_type = individual dots
+      and reductions, i.e. XLA:CPU's default list (individual dots,
+      individual convolutions, reductions) less the convolutions, which then
+      run on XLA's own convolution kernels instead of YNNPACK's. The GAN
+      family's steps (DCGAN networks: 4x4 stride-2 convolutions at batch 64 on
+      4x4 to 32x32 maps) ran 1.3x faster so on the 2-core development
+      machine, where the YNNPACK kernels spent most of the step in the
+      critic's weight gradients; CycleGAN's step ran 0.8x as fast, so its
+      program keeps the default (benchmarks/RESULTS.md).
+
+A flag or option is used only when the installed jaxlib knows it (its name,
+and for options their values, are in the library): XLA aborts the process on
+an unknown flag and refuses to compile with an unknown option, and both come
+and go between releases. Any mention of a flag in XLA_FLAGS (say
+--xla_cpu_use_xnnpack=false) leaves it, and the program option of the same
+name, to the user, and GANJAX_XLA_DEFAULTS=0 turns all of them off.
 """
 
+import functools
 import importlib.util
 import mmap
 import os
 
 FLAGS = {"xla_cpu_use_xnnpack": "true"}
+CONVOLUTIONS_BY_XLA = {
+    "xla_cpu_experimental_ynn_fusion_type":
+        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
+}
 
 
+def enabled(environ=os.environ) -> bool:
+  return environ.get("GANJAX_XLA_DEFAULTS", "1") != "0"
+
+
+@functools.lru_cache(maxsize=None)
 def _jaxlib_knows(name: str) -> bool:
   """Whether the installed jaxlib's XLA defines the flag (its name is in the library)."""
   spec = importlib.util.find_spec("jaxlib")
@@ -48,7 +74,7 @@ def _jaxlib_knows(name: str) -> bool:
 
 def apply(environ=os.environ) -> list[str]:
   """Adds the FLAGS that the user has not set and jaxlib knows to XLA_FLAGS; returns them."""
-  if environ.get("GANJAX_XLA_DEFAULTS", "1") == "0":
+  if not enabled(environ):
     return []
   current = environ.get("XLA_FLAGS", "")
   added = [f"--{name}={value}" for name, value in FLAGS.items()
@@ -56,3 +82,20 @@ def apply(environ=os.environ) -> list[str]:
   if added:
     environ["XLA_FLAGS"] = " ".join([current, *added]).strip()
   return added
+
+
+def program_options(options: dict, platform: str | None = None, environ=os.environ) -> dict:
+  """The `options` (jax.jit compiler_options, all XLA:CPU ones) that apply here: {} unless
+  `platform` (default: JAX's default backend) is the CPU; without those the user set in
+  XLA_FLAGS or that the installed jaxlib does not know; {} with GANJAX_XLA_DEFAULTS=0."""
+  if not enabled(environ):
+    return {}
+  if platform is None:
+    import jax  # pylint: disable=import-outside-toplevel
+    platform = jax.default_backend()
+  if platform != "cpu":
+    return {}
+  current = environ.get("XLA_FLAGS", "")
+  return {name: value for name, value in options.items()
+          if name not in current and _jaxlib_knows(name)
+          and all(_jaxlib_knows(v) for v in str(value).split(","))}

@@ -1,5 +1,6 @@
 """Algorithm families; each module exposes validate, init, train_step, critic_iterations,
-preview_inputs and preview (GAN-family modules also latent and sample; cyclegan translate)."""
+compiler_options, preview_inputs and preview (GAN-family modules also latent and sample;
+cyclegan translate)."""
 
 import importlib
 

@@ -95,6 +95,13 @@ def critic_iterations(config, step: int) -> int:
   return 1
 
 
+def compiler_options(config) -> dict:
+  """XLA's defaults: CycleGAN's step ran 0.8x as fast with gan.py's options on the CPU
+  (xla_defaults.CONVOLUTIONS_BY_XLA)."""
+  del config
+  return {}
+
+
 def models(config):
   dtype = compute_dtype(config)
   generator = nets.ResnetGenerator(channels=config.channels, width=config.g_width,

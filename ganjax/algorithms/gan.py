@@ -51,7 +51,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from ganjax import losses
+from ganjax import losses, xla_defaults
 from ganjax.errors import GanjaxError
 from ganjax.models import dcgan, layers, mlp
 from ganjax.parallel import AXIS
@@ -139,6 +139,13 @@ def validate(config) -> None:
       dcgan.num_stages(config.image_size)
     except ValueError as e:
       raise GanjaxError(str(e) + "; set --config.image_size") from e
+
+
+def compiler_options(config) -> dict:
+  """XLA options of the train step's program: on the CPU, convolutions on XLA's own
+  kernels rather than YNNPACK's (xla_defaults.CONVOLUTIONS_BY_XLA: 1.3x faster steps)."""
+  del config
+  return xla_defaults.program_options(xla_defaults.CONVOLUTIONS_BY_XLA)
 
 
 def critic_iterations(config, step: int) -> int:

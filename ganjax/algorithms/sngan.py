@@ -28,14 +28,14 @@ what that pass would store, as it does BatchNorm's statistics.
 """
 
 from ganjax.algorithms import gan
-from ganjax.algorithms.gan import (GANState, critic_iterations, latent, preview,
+from ganjax.algorithms.gan import (GANState, compiler_options, critic_iterations, latent, preview,
                                    preview_inputs, sample)
 from ganjax.errors import GanjaxError
 from ganjax.models import sngan as sngan_models
 from ganjax.parallel import AXIS
 
-__all__ = ["GANState", "critic_iterations", "init", "latent", "models", "preview",
-           "preview_inputs", "sample", "train_step", "validate"]
+__all__ = ["GANState", "compiler_options", "critic_iterations", "init", "latent", "models",
+           "preview", "preview_inputs", "sample", "train_step", "validate"]
 
 # Options of gan.py that this critic does not implement, with the value that turns each off.
 OFF = {"num_classes": 0, "feature_matching": 0.0, "gp_weight": 0.0, "weight_clip": 0.0}
