@@ -35,6 +35,9 @@ The figures above were measured before ganjax turned on XLA's XNNPACK matrix
 products (ganjax/xla_defaults.py); with them the matrix-product forms gained
 again (the 64 -> 3 output layer's shifted sum 2.6x faster than native, the
 residual blocks' patches 1.8x: `python benchmarks/cyclegan_parts.py --layers`).
+"native" is whatever kernel XLA picks: YNNPACK's by default, XLA's own in the
+GAN family's train steps (xla_defaults.CONVOLUTIONS_BY_XLA), where native stayed
+the fastest form for DCGAN-32 (patches everywhere 0.54x as fast).
 
 `conv_form(...)` forces one form everywhere (tests, benchmarks).
 
