@@ -1,5 +1,7 @@
 """DCGAN networks: the reference parameter counts, shapes, and the phase-form transposed conv."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -62,12 +64,14 @@ def test_unbuildable_image_size_is_refused(size):
     (6, (3, 3), ((1, 2), (0, 3)), 6),   # odd pads, stride 3
     (7, (2, 2), ((1, 1), (2, 2)), 3),   # an odd output size: the lax.conv_transpose fallback
     (6, (2, 2), ((1, 2), (1, 2)), 3),   # CycleGAN: PyTorch k3 s2 p1 output_padding 1
-    (1, (1, 1), "VALID", 4),            # DCGAN's first layer: 1x1 -> 4x4
+    (1, (1, 1), "VALID", 4),            # DCGAN's first layer: 1x1 -> 4x4, a matrix product
+    (1, (2, 2), ((3, 2), (1, 3)), 4),   # one pixel, cropped and padded
 ])
-def test_phase_conv_transpose_matches_flax(in_size, strides, padding, kernel):
+@pytest.mark.parametrize("features", [7, 2])  # 2: few outputs, by overlap-add on the CPU
+def test_phase_conv_transpose_matches_flax(in_size, strides, padding, kernel, features):
   x = jax.random.normal(jax.random.PRNGKey(0), (2, in_size, in_size, 5))
-  ref = nn.ConvTranspose(7, (kernel, kernel), strides=strides, padding=padding)
-  ours = layers.ConvTranspose(7, (kernel, kernel), strides=strides, padding=padding)
+  ref = nn.ConvTranspose(features, (kernel, kernel), strides=strides, padding=padding)
+  ours = layers.ConvTranspose(features, (kernel, kernel), strides=strides, padding=padding)
   variables = ref.init(jax.random.PRNGKey(1), x)
   variables = jax.tree.map(  # a non-zero bias too
       lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(2), a.shape), variables)
@@ -75,7 +79,7 @@ def test_phase_conv_transpose_matches_flax(in_size, strides, padding, kernel):
       jnp.shape, variables)
 
   def loss(module):
-    return lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)) * jnp.arange(7.0))
+    return lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)) * jnp.arange(float(features)))
 
   want = ref.apply(variables, x)
   got = ours.apply(variables, x)
@@ -85,6 +89,39 @@ def test_phase_conv_transpose_matches_flax(in_size, strides, padding, kernel):
   got_grads = jax.grad(loss(ours), argnums=(0, 1))(variables, x)
   for a, b in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _conv_lines(fn, *args):
+  return [line for line in jax.jit(fn).lower(*args).as_text().splitlines()
+          if "stablehlo.convolution" in line]
+
+
+def test_matrix_product_forms_of_transposed_convolutions():
+  """On the CPU a transposed convolution of one input pixel (DCGAN's latent) and one to
+  few output channels (an image layer) are matrix products, forwards and backwards."""
+  assert jax.default_backend() == "cpu"
+  for x, kernel, strides, padding in [
+      (jnp.ones((2, 1, 1, 8)), jnp.ones((4, 4, 8, 16)), (1, 1), "VALID"),
+      (jnp.ones((2, 6, 6, 8)), jnp.ones((4, 4, 8, 3)), (2, 2), ((2, 2), (2, 2)))]:
+    def loss(x, k):
+      return jnp.sum(jnp.sin(layers.conv_transpose(x, k, strides, padding)))
+    assert _conv_lines(jax.grad(loss, argnums=(0, 1)), x, kernel) == []
+  # Many outputs from many inputs: stride-1 convolutions, one per phase.
+  assert len(_conv_lines(lambda x, k: layers.conv_transpose(x, k, (2, 2), ((2, 2), (2, 2))),
+                         jnp.ones((2, 6, 6, 8)), jnp.ones((4, 4, 8, 8)))) == 4
+
+
+def test_strided_input_gradient_has_no_dilated_convolution():
+  """The input gradient of a native strided convolution is computed by phases on the CPU:
+  no convolution of the s-dilated output gradient, whose zeros XLA:CPU multiplies."""
+  x, kernel = jnp.ones((2, 16, 16, 8)), jnp.ones((4, 4, 8, 16))
+
+  def loss(conv):
+    return lambda x, k: jnp.sum(jnp.sin(conv(x, k, (2, 2), ((1, 1), (1, 1)))))
+  dilated = re.compile(r"lhs_dilate = \[(?!1, 1\])")
+  assert any(dilated.search(line) for line in _conv_lines(jax.grad(loss(_lax_conv)), x, kernel))
+  ours = _conv_lines(jax.grad(loss(layers.conv2d)), x, kernel)
+  assert len(ours) == 1 + 4 and not any(dilated.search(line) for line in ours)
 
 
 @pytest.mark.parametrize("in_size,kernel,strides,padding", [

@@ -109,7 +109,30 @@ def test_weight_clipping_bounds_the_critic_after_a_step():
   assert np.isclose(metrics["wasserstein"], -metrics["d_loss"])
 
 
-def test_scanned_critic_updates_equal_separate_updates():
+def lowered_step(config) -> str:
+  per_step = functools.partial(gan.critic_iterations, config)
+  batch = next(data.make_batches(config, per_step=per_step))
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  state = jax.eval_shape(functools.partial(gan.init, config), jax.random.PRNGKey(0),
+                         {"image": batch["image"][0]})
+  step = parallel.data_parallel(functools.partial(gan.train_step, config), mesh, batch_axis=1)
+  return step.lower(state, batch).as_text()
+
+
+def test_critic_updates_are_unrolled_on_the_cpu_up_to_ten():
+  """No loop around the critic updates up to UNROLLED_CRITIC_UPDATES of them, one beyond.
+  (The random bits' lowering has loops of its own: one critic update has no critic loop.)"""
+  assert jax.default_backend() == "cpu"
+  loops = lambda n: lowered_step(tiny("wgan_gp", n_critic=n)).count("stablehlo.while")  # noqa: E731
+  base = loops(1)
+  for n, extra in [(3, 0), (gan.UNROLLED_CRITIC_UPDATES, 0), (gan.UNROLLED_CRITIC_UPDATES + 1, 1)]:
+    assert loops(n) == base + extra, n
+
+
+@pytest.mark.parametrize("unrolled", [True, False])
+def test_scanned_critic_updates_equal_separate_updates(monkeypatch, unrolled):
+  """The critic updates, unrolled or a loop, are the updates written out one by one."""
+  monkeypatch.setattr(gan, "UNROLLED_CRITIC_UPDATES", 10 if unrolled else 1)
   config = tiny("wgan_gp", n_critic=3)
   before, after, metrics, batch = one_step(config)
   # The same three critic updates and one generator update, written out by hand.

@@ -39,6 +39,13 @@ residual blocks' patches 1.8x: `python benchmarks/cyclegan_parts.py --layers`).
 GAN family's train steps (xla_defaults.CONVOLUTIONS_BY_XLA), where native stayed
 the fastest form for DCGAN-32 (patches everywhere 0.54x as fast).
 
+On the CPU a native strided convolution's input gradient is computed by
+phases too (`_strided_conv`): lax writes it as a convolution of the s-dilated
+output gradient, and XLA:CPU multiplies the dilation's zeros (3/4 of the
+work at stride 2). Together with the next paragraph's forms this made
+DCGAN-32's step 1.33x faster and, with n_critic unrolled, WGAN-GP's 1.77x
+(benchmarks/RESULTS.md).
+
 `conv_form(...)` forces one form everywhere (tests, benchmarks).
 
 `ConvTranspose` is a drop-in for `flax.linen.ConvTranspose` (same parameter
@@ -57,6 +64,12 @@ k_r = (lo - r) mod s, and they read x[m + (r + k_r - lo) / s + t]: an ordinary
 stride-1 convolution of x with the sub-kernel K[k_r::s]. When the stride does not
 divide the kernel size the phases have different numbers of taps (PyTorch's
 ConvTranspose2d(k=3, s=2, p=1, output_padding=1), padding (1, 2) here: 2 and 1).
+
+Two cases are matrix products instead: a single input pixel (DCGAN's latent
+vector to 4x4: y[o] = x K[lo - o], on every backend; as a convolution of the
+padded pixel XLA:CPU did 16x the work), and, on the CPU, few output channels
+from many (an image layer, `overlap_add`: each input pixel times the whole
+kernel, then every tap's product added in at its place).
 """
 
 import contextlib
@@ -187,6 +200,8 @@ def conv2d(x, kernel, strides: Sequence[int] = (1, 1), padding=((0, 0), (0, 0)),
   padding = tuple(tuple(p) for p in padding)
   form = cpu_form(kernel.shape, strides, prefer)
   if form == "native":
+    if strides != (1, 1) and jax.default_backend() == "cpu":
+      return _strided_conv(x, kernel, strides, padding)
     return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DIMS)
   x = _explicit_pad(x, padding)
   batch, height, width, _ = x.shape
@@ -196,6 +211,41 @@ def conv2d(x, kernel, strides: Sequence[int] = (1, 1), padding=((0, 0), (0, 0)),
   cols = patches(x, kh, kw, strides)
   out = cols.reshape(-1, kh * kw * cin) @ kernel.reshape(kh * kw * cin, cout)
   return out.reshape(cols.shape[:3] + (cout,))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _strided_conv(x, kernel, strides, padding):
+  """The native strided convolution, whose input gradient is computed by phases.
+
+  The input gradient of a strided convolution is a transposed convolution of
+  the output gradient; lax computes it as a convolution of the s-dilated
+  gradient, whose zeros XLA:CPU multiplies too. `conv_transpose` computes the
+  same sums as s*s stride-1 convolutions. The kernel gradient is lax's own.
+  """
+  return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DIMS)
+
+
+def _strided_conv_fwd(x, kernel, strides, padding):
+  return _strided_conv(x, kernel, strides, padding), (x, kernel)
+
+
+def _strided_conv_bwd(strides, padding, residuals, dy):
+  x, kernel = residuals
+  kh, kw = kernel.shape[:2]
+  pads = []
+  for size, k, s, (lo, hi), out in zip(x.shape[1:3], (kh, kw), strides, padding, dy.shape[1:3]):
+    # dx of the padded input (length size+lo+hi) is the transposed convolution of dy with
+    # the flipped kernel, padded k-1 below; its rows lo..lo+size-1 are x's.
+    last = size + lo + hi - 1 - (out - 1) * s
+    pads.append((k - 1 - lo, last - hi))
+  dx = conv_transpose(dy, kernel[::-1, ::-1].swapaxes(2, 3), strides, pads)
+  _, kernel_vjp = jax.vjp(
+      lambda k: lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=_DIMS),
+      kernel)
+  return dx.astype(x.dtype), kernel_vjp(dy)[0]
+
+
+_strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
 
 
 def transpose_pads(padding, kernel: Sequence[int], strides: Sequence[int]):
@@ -231,6 +281,28 @@ def _phases(size: int, kernel: int, stride: int, lo: int, hi: int):
   return out, plan
 
 
+def overlap_add(x, kernel, strides: Sequence[int]):
+  """The transposed convolution of x [B, H, W, in] with kernel [kh, kw, in, out] (stride s),
+  padded to its full extent [B, s*(H-1) + kh, s*(W-1) + kw, out]: every input pixel times
+  the kernel as one [in, kh*kw*out] matrix, then each tap's product added in at its
+  place (pixel m, tap k: row s*m + kh-1-k). The mirror image of the shifted sum, for
+  few output channels, where a transposed convolution's phases have little to do each.
+  """
+  batch, height, width, cin = x.shape
+  kh, kw, _, cout = kernel.shape
+  sh, sw = strides
+  products = (x.reshape(-1, cin) @ kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout))
+  products = products.reshape(batch, height, width, kh, kw, cout)
+  zero = jnp.zeros((), x.dtype)
+  total = None
+  for i in range(kh):
+    for j in range(kw):
+      part = lax.pad(products[:, :, :, i, j], zero,
+                     ((0, 0, 0), (kh - 1 - i, i, sh - 1), (kw - 1 - j, j, sw - 1), (0, 0, 0)))
+      total = part if total is None else total + part
+  return total
+
+
 def conv_transpose(x, kernel, strides: Sequence[int], padding, prefer: str | None = None):
   """`lax.conv_transpose(x, kernel, strides, padding)` (NHWC, HWIO, unflipped kernel) by phases.
 
@@ -242,6 +314,16 @@ def conv_transpose(x, kernel, strides: Sequence[int], padding, prefer: str | Non
   pads = transpose_pads(padding, kernel.shape[:2], strides)
   out_h, plan_h = _phases(x.shape[1], kernel.shape[0], strides[0], *pads[0])
   out_w, plan_w = _phases(x.shape[2], kernel.shape[1], strides[1], *pads[1])
+  kh, kw, cin, cout = kernel.shape
+  # Both matrix-product forms below leave the output padded by (lo - k + 1, hi - k + 1).
+  crop = [(lo - k + 1, hi - k + 1) for (lo, hi), k in zip(pads, (kh, kw))]
+  if x.shape[1:3] == (1, 1):
+    # One input pixel (a latent vector): y[o] = x K[lo - o], a matrix product.
+    flipped = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
+    y = (x.reshape(x.shape[0], cin) @ flipped).reshape(x.shape[0], kh, kw, cout)
+    return _explicit_pad(y, crop)
+  if jax.default_backend() == "cpu" and _FORCED.get() is None and cout <= FEW_CHANNELS < cin:
+    return _explicit_pad(overlap_add(x, kernel, strides), crop)
   if strides == (1, 1) or plan_h is None or plan_w is None:
     return lax.conv_transpose(x, kernel, strides, pads, dimension_numbers=_DIMS)
   rows = []
