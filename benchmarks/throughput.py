@@ -383,8 +383,8 @@ def bench_loop(args) -> dict:
   marks = {}
   original = parallel.data_parallel
 
-  def instrumented(step, mesh, batch_axis=0, donate=True):
-    jitted = original(step, mesh, batch_axis=batch_axis, donate=donate)
+  def instrumented(step, mesh, batch_axis=0, donate=True, **options):
+    jitted = original(step, mesh, batch_axis=batch_axis, donate=donate, **options)
     calls = [0]
 
     def call(state, batch):
