@@ -2,7 +2,8 @@
 
   python benchmarks/throughput.py [--cases dcgan32,dcgan64,wgan_gp,cgan,cyclegan128,cyclegan256]
       [--torch eager,compile | none] [--dtype float32|bfloat16] [--small]
-      [--steps K] [--reps R] [--native-convs] [--xla-default] [--loop [--loop-steps N]]
+      [--steps K] [--reps R] [--native-convs] [--xla-default] [--critic-loop]
+      [--loop [--loop-steps N]]
       [--json OUT]
 
 For each case, ganjax's jitted data-parallel step (parallel.data_parallel over
@@ -53,6 +54,11 @@ same interleaved repetitions: the effect of those forms, side by side.
 options (`compiler_options(config)`, ganjax/xla_defaults.py), i.e. with XLA's
 defaults, in the same interleaved repetitions: the effect of those options.
 
+--critic-loop also times the step with its n_critic > 1 critic updates as a
+loop (the `lax.scan` of `layers.loop_body()` convolutions that longer runs
+get) instead of unrolled (gan.unroll_critic), in the same interleaved
+repetitions: the effect of unrolling.
+
 --small shrinks every network (widths 4, CycleGAN 1 block), the batches (16;
 CycleGAN at most 2) and the repetitions, to test this script on a CPU.
 
@@ -86,6 +92,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ganjax import algorithms, parallel, train  # noqa: E402
+from ganjax.algorithms import gan  # noqa: E402
 from ganjax.models import layers  # noqa: E402
 
 CASES = {
@@ -101,9 +108,10 @@ CASES = {
     "cyclegan256": ("cyclegan.py", "horse2zebra", {}),
 }
 SMALL = {"g_width": 4, "d_width": 4, "num_blocks": 1}
-VARIANTS = {  # other ganjax steps that --native-convs and --xla-default time alongside
+VARIANTS = {  # other ganjax steps that --native-convs, --xla-default, --critic-loop time
     "ganjax_native": "native convolutions",
     "ganjax_xla_default": "XLA's default options",
+    "ganjax_critic_loop": "the critic updates as a loop",
 }
 
 
@@ -312,6 +320,13 @@ def bench_case(name: str, args) -> dict:
       runners["ganjax_native"] = GanjaxRunner(config, host_batches)
   if args.xla_default:
     runners["ganjax_xla_default"] = GanjaxRunner(config, host_batches, compiler_options={})
+  if args.critic_loop and n_critic > 1:
+    unrolled = gan.UNROLLED_CRITIC_UPDATES
+    gan.UNROLLED_CRITIC_UPDATES = 1  # read when the step is traced, in the constructor
+    try:
+      runners["ganjax_critic_loop"] = GanjaxRunner(config, host_batches)
+    finally:
+      gan.UNROLLED_CRITIC_UPDATES = unrolled
   for k in VARIANTS:
     if k in runners:
       print(f"  ganjax, {VARIANTS[k]}: compiled and ran the first step in"
@@ -480,6 +495,8 @@ def main():
                       help="also time ganjax with native convolutions only")
   parser.add_argument("--xla-default", action="store_true",
                       help="also time ganjax without its algorithm's XLA options")
+  parser.add_argument("--critic-loop", action="store_true",
+                      help="also time the critic updates as a loop (n_critic > 1)")
   parser.add_argument("--loop", action="store_true")
   parser.add_argument("--loop-steps", type=int, default=None)
   parser.add_argument("--json", default=None)
