@@ -345,7 +345,7 @@ def unroll_critic(n_critic: int) -> bool:
   On the CPU, up to UNROLLED_CRITIC_UPDATES: XLA:CPU runs native convolutions
   inside a loop about 25x more slowly than outside one, and their matrix-product
   forms (layers.loop_body) are slower than native convolutions outside it; WGAN-GP's
-  step of 5 unrolled updates ran 1.8x faster than the loop (benchmarks/RESULTS.md).
+  step of 5 unrolled updates ran 1.4x to 1.7x as fast as the loop (benchmarks/RESULTS.md).
   Longer runs (the WGAN warm-up's 100) stay a loop, whose compile time does not
   grow with n; so does every count on GPU and TPU, where the loop costs nothing.
   """
