@@ -24,12 +24,11 @@ parallel.data_parallel; `program_options` keeps those that apply:
       and reductions, i.e. XLA:CPU's default list (individual dots,
       individual convolutions, reductions) less the convolutions, which then
       run on XLA's own convolution kernels instead of YNNPACK's. The GAN
-      family's DCGAN-32 and cGAN steps (4x4 stride-2 convolutions at batch 64
-      on 4x4 to 32x32 maps) ran 1.3x to 1.5x faster so on the 2-core
-      development machine, where the YNNPACK kernels spent most of the step
-      in the critic's weight gradients (WGAN-GP's, whose critic convolutions
-      are matrix products inside a loop, did not change); CycleGAN's step ran
-      0.8x as fast, so its program keeps the default (benchmarks/RESULTS.md).
+      family's DCGAN-32, cGAN and WGAN-GP steps (4x4 stride-2 convolutions
+      at batch 64 on 4x4 to 32x32 maps) ran 1.5x to 1.7x faster so on the
+      2-core development machine, where the YNNPACK kernels spent most of the
+      step in the critic's weight gradients; CycleGAN's step ran 0.8x as
+      fast, so its program keeps the default (benchmarks/RESULTS.md).
 
 A flag or option is used only when the installed jaxlib knows it (its name,
 and for options their values, are in the library): XLA aborts the process on

@@ -306,9 +306,11 @@ def overlap_add(x, kernel, strides: Sequence[int]):
 def conv_transpose(x, kernel, strides: Sequence[int], padding, prefer: str | None = None):
   """`lax.conv_transpose(x, kernel, strides, padding)` (NHWC, HWIO, unflipped kernel) by phases.
 
-  Falls back to `lax.conv_transpose` at stride 1 (already an ordinary
-  convolution) and where the phase form does not apply (a kernel smaller than
-  the stride, or an output size that is not a multiple of the stride).
+  A single input pixel, and on the CPU few output channels from many, are matrix
+  products instead (see the module doc). Falls back to `lax.conv_transpose` at
+  stride 1 (already an ordinary convolution) and where the phase form does not
+  apply (a kernel smaller than the stride, or an output size that is not a
+  multiple of the stride).
   """
   strides = tuple(strides)
   pads = transpose_pads(padding, kernel.shape[:2], strides)
