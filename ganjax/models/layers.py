@@ -151,10 +151,24 @@ def patches(x, kh: int, kw: int, strides: Sequence[int] = (1, 1)):
   sh, sw = strides
   out_h = (x.shape[1] - kh) // sh + 1
   out_w = (x.shape[2] - kw) // sw + 1
-  return jnp.concatenate([
+  return _side_by_side([
       lax.slice(x, (0, i, j, 0), (x.shape[0], i + sh * (out_h - 1) + 1,
                                   j + sw * (out_w - 1) + 1, x.shape[3]), (1, sh, sw, 1))
-      for i in range(kh) for j in range(kw)], axis=3)
+      for i in range(kh) for j in range(kw)], kh, kw)
+
+
+def _side_by_side(parts, kh: int, kw: int):
+  """kh*kw arrays [B, H, W, C], one per tap (i, j) in row-major order, side by side on
+  the channel axis: [B, H, W, kh*kw*C].
+
+  Built as a stack of stacks and reshaped, rather than one concatenate: XLA:CPU
+  writes the nested form in one pass 2x to 4x faster (im2col patches of CycleGAN's
+  and DCGAN's layers, 2 threads; CycleGAN-128's step 1.06x as fast,
+  benchmarks/RESULTS.md). The values are the same.
+  """
+  batch, height, width, channels = parts[0].shape
+  rows = [jnp.stack(parts[i * kw:(i + 1) * kw], axis=3) for i in range(kh)]
+  return jnp.stack(rows, axis=3).reshape(batch, height, width, kh * kw * channels)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
@@ -181,8 +195,8 @@ def _shifted_sum_bwd(kh, kw, _, dy):
   # d total / d z[:, h, w, tap (i, j)] = dy[:, h - i, w - j] where that exists, else 0.
   # JAX's own transpose of the slices above pads each into all of z's channels and adds
   # kh*kw such arrays: many times slower.
-  return (jnp.concatenate([jnp.pad(dy, ((0, 0), (i, kh - 1 - i), (j, kw - 1 - j), (0, 0)))
-                           for i in range(kh) for j in range(kw)], axis=3),)
+  return (_side_by_side([jnp.pad(dy, ((0, 0), (i, kh - 1 - i), (j, kw - 1 - j), (0, 0)))
+                         for i in range(kh) for j in range(kw)], kh, kw),)
 
 
 shifted_sum.defvjp(_shifted_sum_fwd, _shifted_sum_bwd)
