@@ -2,7 +2,7 @@
 
   python benchmarks/throughput.py [--cases dcgan32,dcgan64,wgan_gp,cgan,cyclegan128,cyclegan256]
       [--torch eager,compile | none] [--dtype float32|bfloat16] [--small]
-      [--steps K] [--reps R] [--native-convs] [--xla-default] [--critic-loop]
+      [--steps K] [--reps R] [--native-convs] [--xla-default] [--critic-loop] [--heap-off]
       [--loop [--loop-steps N]]
       [--json OUT]
 
@@ -59,6 +59,13 @@ loop (the `lax.scan` of `layers.loop_body()` convolutions that longer runs
 get) instead of unrolled (gan.unroll_critic), in the same interleaved
 repetitions: the effect of unrolling.
 
+--heap-off also times the same compiled ganjax step with glibc's defaults for
+large blocks restored while it runs (ganjax/host_heap.py), in the same
+interleaved repetitions: then every step maps its temporaries anew and faults
+each page in. After each of its repetitions one untimed step grows the heap
+back, so that ganjax's own repetitions do not pay for the switch. Every runner's minor page faults per step are reported
+(resource.getrusage; the whole process's, which other threads add to).
+
 --small shrinks every network (widths 4, CycleGAN 1 block), the batches (16;
 CycleGAN at most 2) and the repetitions, to test this script on a CPU.
 
@@ -91,7 +98,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ganjax import algorithms, parallel, train  # noqa: E402
+from ganjax import algorithms, host_heap, parallel, train  # noqa: E402
 from ganjax.algorithms import gan  # noqa: E402
 from ganjax.models import layers  # noqa: E402
 
@@ -112,6 +119,7 @@ VARIANTS = {  # other ganjax steps that --native-convs, --xla-default, --critic-
     "ganjax_native": "native convolutions",
     "ganjax_xla_default": "XLA's default options",
     "ganjax_critic_loop": "the critic updates as a loop",
+    "ganjax_heap_off": "temporaries mapped anew each step",
 }
 
 
@@ -196,6 +204,22 @@ class GanjaxRunner:
       self.i += 1
     jax.block_until_ready((self.state, metrics))
     return time.perf_counter() - t0
+
+
+class HeapOffRunner:
+  """A GanjaxRunner's step, run with glibc's defaults for large blocks (host_heap.py)."""
+
+  def __init__(self, runner):
+    self.runner = runner
+    self.compile_s = 0.0
+
+  def run(self, k: int) -> float:
+    host_heap.keep_in_heap(False)
+    try:
+      return self.runner.run(k)
+    finally:
+      host_heap.keep_in_heap(host_heap.enabled())
+      self.runner.run(1)  # untimed: the heap grows back before ganjax's own timed steps
 
 
 def xla_memory_mib(compiled):
@@ -327,6 +351,8 @@ def bench_case(name: str, args) -> dict:
       runners["ganjax_critic_loop"] = GanjaxRunner(config, host_batches)
     finally:
       gan.UNROLLED_CRITIC_UPDATES = unrolled
+  if args.heap_off:
+    runners["ganjax_heap_off"] = HeapOffRunner(ganjax_runner)
   for k in VARIANTS:
     if k in runners:
       print(f"  ganjax, {VARIANTS[k]}: compiled and ran the first step in"
@@ -349,11 +375,15 @@ def bench_case(name: str, args) -> dict:
   for r in runners.values():
     r.run(1)
   times = {k: [] for k in runners}
+  faults = {k: [] for k in runners}
   order = list(runners)
   for rep in range(args.reps):
     for k in order[rep % len(order):] + order[:rep % len(order)]:
       try:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         times[k].append(runners[k].run(args.steps))
+        faults[k].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+                         / args.steps)
       except Exception as e:  # pylint: disable=broad-except
         if k == "ganjax":
           raise
@@ -367,6 +397,7 @@ def bench_case(name: str, args) -> dict:
       row[k] = config.batch_size * args.steps / med
       row[f"{k}_s_per_step"] = med / args.steps
       row[f"{k}_rep_s"] = ts
+      row[f"{k}_faults_per_step"] = statistics.median(faults[k])
   for mode in args.torch:
     if row.get("ganjax") and row.get(f"torch_{mode}"):
       row[f"ratio_{mode}"] = row["ganjax"] / row[f"torch_{mode}"]
@@ -383,6 +414,9 @@ def bench_case(name: str, args) -> dict:
                               for m in args.torch if row.get(f"ratio_{m}"))
         + "".join(f", {k}/{m} {row[f'{k}_ratio_{m}']:.2f}x"
                   for k in VARIANTS for m in args.torch if row.get(f"{k}_ratio_{m}")),
+        flush=True)
+  print("  minor page faults per step: " + ", ".join(
+      f"{k} {row[f'{k}_faults_per_step']:.0f}" for k in times if f"{k}_faults_per_step" in row),
         flush=True)
   del runners
   return row
@@ -497,6 +531,8 @@ def main():
                       help="also time ganjax without its algorithm's XLA options")
   parser.add_argument("--critic-loop", action="store_true",
                       help="also time the critic updates as a loop (n_critic > 1)")
+  parser.add_argument("--heap-off", action="store_true",
+                      help="also time the step with its temporaries mapped anew each step")
   parser.add_argument("--loop", action="store_true")
   parser.add_argument("--loop-steps", type=int, default=None)
   parser.add_argument("--json", default=None)

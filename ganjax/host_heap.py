@@ -53,6 +53,7 @@ import sys
 
 M_TRIM_THRESHOLD = -1  # glibc's malloc.h
 M_MMAP_MAX = -4
+GLIBC_DEFAULTS = {M_MMAP_MAX: 65536, M_TRIM_THRESHOLD: 128 * 1024}
 ASYNC_DISPATCH = "jax_cpu_enable_async_dispatch"
 
 
@@ -81,8 +82,7 @@ def apply(environ=os.environ) -> dict:
   done = {}
   libc = _glibc()
   if libc is not None:
-    done["mallopt"] = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(
-        libc.mallopt(M_TRIM_THRESHOLD, -1))
+    done["mallopt"] = keep_in_heap(True)
   import jax  # pylint: disable=import-outside-toplevel
   # JAX reads this flag when it creates the CPU client (at the first computation); later it
   # changes nothing. GANJAX_HOST_HEAP=0 keeps JAX's asynchronous dispatch.
@@ -90,3 +90,18 @@ def apply(environ=os.environ) -> dict:
     jax.config.update(ASYNC_DISPATCH, False)
     done[ASYNC_DISPATCH] = False
   return done
+
+
+def keep_in_heap(keep: bool) -> bool:
+  """Large blocks from the heap, which keeps freed memory (True, what `apply` sets), or
+  glibc's defaults: mmap above its threshold, and freed memory trimmed and given back
+  (False; benchmarks/throughput.py --heap-off). Returns whether glibc took the settings
+  (False without glibc)."""
+  libc = _glibc()
+  if libc is None:
+    return False
+  if keep:
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, -1))
+  ok = all(libc.mallopt(param, value) for param, value in GLIBC_DEFAULTS.items())
+  libc.malloc_trim(0)  # what the heap kept goes back, as it would have by default
+  return bool(ok)
