@@ -17,14 +17,15 @@ allocations below glibc's mmap threshold, which the heap reuses.
 
 Two settings keep the buffer in the heap:
 
-  1. JAX's jax_cpu_enable_async_dispatch = False. The CPU client then runs a single-device program on the
-     calling thread, whose allocations come from glibc's main heap. With
-     asynchronous dispatch they ran on a pool thread, and glibc serves a
-     pool thread's blocks above 64 MiB with mmap whatever the settings
-     below. Programs over several devices run on the pool either way.
-     Dispatching inline costs the Python overhead of one dispatch per step:
-     a train step takes tens of milliseconds or more, and the loop blocks
-     on its metrics at log time anyway.
+  1. JAX's jax_cpu_enable_async_dispatch = False. The CPU client then runs a
+     single-device program on the calling thread, whose allocations come
+     from glibc's main heap. With asynchronous dispatch it ran on a pool
+     thread, and glibc serves a pool thread's blocks above 64 MiB with mmap
+     whatever the settings below. Programs over several devices run on the
+     pool either way (JAX's flag concerns single-device programs only).
+     Dispatching inline means Python waits for each step instead of queuing
+     the next. The train loop waits at log time anyway, and its input
+     pipeline prefetches in threads of its own.
   2. mallopt(M_MMAP_MAX, 0): large blocks come from the heap too. And
      mallopt(M_TRIM_THRESHOLD, -1): freed memory stays in the process for
      the next step instead of going back to the kernel.
@@ -33,21 +34,25 @@ The cost is that the process keeps its high-water mark of heap memory until
 it exits. A train process does the same work every step, so that memory is
 what the next step needs anyway.
 
-Measured on the 2-core development machine, in one process, with the
-settings switched between steps (benchmarks/RESULTS.md):
-- CycleGAN-128's step: 1.20x as fast, with about 200 faults per step left;
-- DCGAN-32's step: 1.41x;
-- WGAN-GP's step: unchanged.
+Measured on the 2-core development machine, in one process, with glibc's
+defaults switched back on between repetitions (`python
+benchmarks/throughput.py --heap-off`; benchmarks/RESULTS.md):
+- CycleGAN-128's step (temporaries over 64 MiB, which asynchronous dispatch
+  also mapped anew every step) ran 1.2x as fast, with a few hundred page
+  faults per step left.
+- DCGAN-32's temporaries are smaller than 64 MiB. With asynchronous
+  dispatch a pool thread's arena kept them, and it had no faults to lose.
+  Inline, it needs the mallopt settings not to fault them in every step.
 The settings only help where the CPU runs the programs. Elsewhere they
 affect only the host's own allocations, which they keep for reuse.
 
-Only glibc (Linux) has mallopt. On other C libraries, and where
-jax_cpu_enable_async_dispatch is unknown, `apply()` does that part
-without the rest.
+Only glibc (Linux) has mallopt. Elsewhere `apply()` changes nothing, dispatch
+included: inline dispatch alone made DCGAN-32 fault its temporaries in every step.
 """
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -62,6 +67,7 @@ def enabled(environ=os.environ) -> bool:
           and environ.get("GANJAX_XLA_DEFAULTS", "1") != "0")
 
 
+@functools.lru_cache(maxsize=None)
 def _glibc():
   """glibc's handle, or None on other C libraries (musl, macOS, Windows)."""
   if not sys.platform.startswith("linux"):
@@ -75,14 +81,11 @@ def _glibc():
 
 
 def apply(environ=os.environ) -> dict:
-  """Applies the settings above, unless turned off; returns what it set
-  ({"mallopt": bool, ASYNC_DISPATCH: False} as far as they were set)."""
-  if not enabled(environ):
+  """Applies the settings above, unless turned off or without glibc; returns what it set
+  ({"mallopt": True, ASYNC_DISPATCH: False}, or {})."""
+  if not enabled(environ) or not keep_in_heap(True):
     return {}
-  done = {}
-  libc = _glibc()
-  if libc is not None:
-    done["mallopt"] = keep_in_heap(True)
+  done = {"mallopt": True}
   import jax  # pylint: disable=import-outside-toplevel
   # JAX reads this flag when it creates the CPU client (at the first computation); later it
   # changes nothing. GANJAX_HOST_HEAP=0 keeps JAX's asynchronous dispatch.
