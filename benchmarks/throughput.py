@@ -63,8 +63,9 @@ repetitions: the effect of unrolling.
 large blocks restored while it runs (ganjax/host_heap.py), in the same
 interleaved repetitions: then every step maps its temporaries anew and faults
 each page in. After each of its repetitions one untimed step grows the heap
-back, so that ganjax's own repetitions do not pay for the switch. Every runner's minor page faults per step are reported
-(resource.getrusage; the whole process's, which other threads add to).
+back, so that ganjax's own repetitions do not pay for the switch. Every
+runner's minor page faults per step are reported (resource.getrusage; the
+whole process's, which other threads add to).
 
 --small shrinks every network (widths 4, CycleGAN 1 block), the batches (16;
 CycleGAN at most 2) and the repetitions, to test this script on a CPU.
@@ -115,7 +116,7 @@ CASES = {
     "cyclegan256": ("cyclegan.py", "horse2zebra", {}),
 }
 SMALL = {"g_width": 4, "d_width": 4, "num_blocks": 1}
-VARIANTS = {  # other ganjax steps that --native-convs, --xla-default, --critic-loop time
+VARIANTS = {  # other ganjax steps timed alongside (--native-convs, --xla-default, ...)
     "ganjax_native": "native convolutions",
     "ganjax_xla_default": "XLA's default options",
     "ganjax_critic_loop": "the critic updates as a loop",

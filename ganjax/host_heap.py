@@ -4,10 +4,8 @@
 GANJAX_XLA_DEFAULTS=0 is set.
 
 What was slow: every execution of a compiled program on the CPU allocates
-one buffer for all of its temporaries, and frees it at the end. Examples:
-- about 950 MiB for CycleGAN-128's train step, its saved activations and
-  im2col patches;
-- about 120 MiB for WGAN-GP's.
+one buffer for all of its temporaries, and frees it at the end: about 950 MiB
+for CycleGAN-128's train step, its saved activations and im2col patches.
 
 glibc's malloc serves a block that large with a fresh mmap and returns it with
 munmap. So every step touched all of that memory as new pages: 243,000 minor
@@ -38,8 +36,8 @@ Measured on the 2-core development machine, in one process, with glibc's
 defaults switched back on between repetitions (`python
 benchmarks/throughput.py --heap-off`; benchmarks/RESULTS.md):
 - CycleGAN-128's step (temporaries over 64 MiB, which asynchronous dispatch
-  also mapped anew every step) ran 1.2x as fast, with a few hundred page
-  faults per step left.
+  also mapped anew every step) ran 1.2x as fast, with about 100 page faults
+  per step left.
 - DCGAN-32's temporaries are smaller than 64 MiB. With asynchronous
   dispatch a pool thread's arena kept them, and it had no faults to lose.
   Inline, it needs the mallopt settings not to fault them in every step.
