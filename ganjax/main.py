@@ -135,5 +135,10 @@ def main(argv):
     sys.exit(f"ganjax: error: {e}")
 
 
-if __name__ == "__main__":
+def run():
+  """The `ganjax-train` console script: the same as python -m ganjax.main."""
   app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+  run()
