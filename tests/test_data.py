@@ -1,5 +1,7 @@
 """Data: the bundled MNIST subset, step-indexed batches, host slices, and tfds."""
 
+import sys
+
 import ml_collections
 import numpy as np
 import pytest
@@ -190,3 +192,15 @@ def test_check_source_raises_what_training_would_before_any_batch(tmp_path, monk
   monkeypatch.setattr(data, "_network_reachable", lambda timeout=3.0: False)
   with pytest.raises(GanjaxError, match="tfds:mnist is not prepared .* no network"):
     data.check_source(config(dataset="tfds:mnist", tfds_data_dir=str(tmp_path)))
+
+
+def test_tfds_without_tensorflow_installed_names_the_extra(monkeypatch):
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # what an import finds then
+  for run in (lambda: data.check_source(config(dataset="tfds:cifar10", channels=3)),
+              lambda: next(data.make_batches(config(dataset="tfds:cifar10", channels=3))),
+              lambda: data.num_classes(data.parse_spec("tfds:cifar10"))):
+    with pytest.raises(GanjaxError) as error:
+      run()
+    message = str(error.value)
+    assert "tensorflow_datasets" in message and "pip install 'ganjax[tfds]'" in message
+    assert "\n" not in message

@@ -15,8 +15,8 @@ from ganjax.errors import GanjaxError
 
 def config(**overrides):
   c = ml_collections.ConfigDict(dict(
-      dataset="bundled:digit_pair", image_size=32, load_size=32, flip=False, channels=3,
-      batch_size=8, seed=0, tfds_data_dir="", shuffle_buffer=10))
+      algorithm="cyclegan", dataset="bundled:digit_pair", image_size=32, load_size=32,
+      flip=False, channels=3, batch_size=8, seed=0, tfds_data_dir="", shuffle_buffer=10))
   c.update(overrides)
   return c
 
@@ -71,12 +71,16 @@ def test_digit_pair_other_sizes_and_channels():
   assert data.example_shape(config(image_size=64, load_size=72)) == (64, 64, 3)
 
 
-def test_specs_and_the_unpaired_predicate():
+def test_specs_and_the_unpaired_predicate(tmp_path):
   assert data.parse_spec("bundled:digit_pair") == data.Spec("bundled", "digit_pair")
   assert data.parse_spec("folder:/data/horse2zebra") == data.Spec("folder", "/data/horse2zebra")
-  for spec in ["bundled:digit_pair", "folder:x", "tfds:cycle_gan/horse2zebra", "tfds:cycle_gan"]:
+  os.makedirs(tmp_path / "pair" / "trainA")  # a folder holding trainA/ (or trainB/) is a pair
+  os.makedirs(tmp_path / "images" / "cats")  # any other folder is one set of images
+  for spec in ["bundled:digit_pair", f"folder:{tmp_path / 'pair'}", "tfds:cycle_gan/horse2zebra",
+               "tfds:cycle_gan"]:
     assert data.is_unpaired(spec)
-  for spec in ["bundled:mnist", "tfds:cifar10", "toy:ring"]:
+  for spec in ["bundled:mnist", "tfds:cifar10", "toy:ring", f"folder:{tmp_path / 'images'}",
+               f"folder:{tmp_path / 'missing'}"]:
     assert not data.is_unpaired(spec)
   with pytest.raises(GanjaxError, match="folder:<path>"):
     data.parse_spec("folder:")

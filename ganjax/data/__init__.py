@@ -7,11 +7,15 @@ A dataset is named by an explicit spec string:
   tfds:<name>         a tensorflow-datasets dataset, e.g. tfds:cifar10, tfds:celeb_a
   toy:ring            8 Gaussians on the unit circle, std 0.01 (evaluation/toy.py)
   toy:grid            25 Gaussians on {-4, -2, 0, 2, 4}^2, std 0.05
+  folder:<path>       your images: directly in <path> (no labels), or in one subfolder
+                      per class (labels by class folder, names in sorted order); any
+                      size, centre-cropped and resized to image_size, decoded once
+                      into a cache (ganjax/data/folder.py)
 
 Unpaired two-domain data, for CycleGAN (see ganjax/data/unpaired.py):
 
   bundled:digit_pair  two domains made from the bundled digits, offline (digit_pair)
-  folder:<path>       your images in <path>/trainA/ and <path>/trainB/ (and testA/, testB/)
+  folder:<path>       where <path> holds trainA/ and trainB/ (and testA/, testB/)
   tfds:cycle_gan/<pair>  tensorflow-datasets' cycle_gan pairs, e.g. horse2zebra
 
 Toy batches hold 2D points, `image` float32 [B, 2], with the mixture
@@ -35,6 +39,8 @@ package re-exports their public names and dispatches on the spec
 (make_batches, check_source, num_classes, check_labels).
 """
 
+import json
+import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -45,7 +51,8 @@ from ganjax.data.bundled import (DIGIT_PAIR_BACKGROUND, DIGIT_PAIR_STROKE, _load
                                  load_bundled, thicken)
 from ganjax.data.common import (BUNDLED, DOMAINS, SPLITS, TOY, ArraySource, Spec, centre_crop,
                                 example_shape, group, match_channels, parse_spec, to_unit_range)
-from ganjax.data.folder import IMAGE_EXTENSIONS, decode_image, folder_images
+from ganjax.data.folder import (IMAGE_EXTENSIONS, cache_root, decode_image, folder_images,
+                                image_folder, image_folder_classes, scan_image_folder)
 # tfds: sources ask `_network_reachable` here, where tests replace it to be offline.
 from ganjax.data.tfds import (_network_reachable, shuffled_epochs, tf_resize_and_crop,
                               tfds_dataset, tfds_unpaired_dataset)
@@ -54,6 +61,13 @@ from ganjax.data.unpaired import (UnpairedArraySource, is_unpaired, preview_exam
                                   unpaired_images)
 from ganjax.data import tfds as _tfds, unpaired as _unpaired  # pylint: disable=g-bad-import-order
 from ganjax.errors import GanjaxError
+
+CLASSES_FILE = "classes.json"  # <workdir>/classes.json: the names of the labels (save_class_names)
+
+
+def _two_domains(config, spec: Spec) -> bool:
+  """Whether the run reads unpaired domains: is_unpaired, or any folder: for CycleGAN."""
+  return is_unpaired(spec) or (spec.kind == "folder" and config.get("algorithm") == "cyclegan")
 
 
 def make_batches(config, *, start_step: int = 0, process_index: int = 0,
@@ -72,12 +86,12 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
     raise GanjaxError(f"batch_size={config.batch_size} does not divide by the"
                       f" {process_count} processes; use a multiple of {process_count}")
   check_labels(config, spec)
-  if is_unpaired(spec):
+  if _two_domains(config, spec):
     return _unpaired.unpaired_batches(config, spec, start_step=start_step,
                                       process_index=process_index,
                                       process_count=process_count, per_step=per_step)
   first = sum(per_step(t) for t in range(start_step))  # batches before step start_step
-  if spec.kind in ("bundled", "toy"):
+  if spec.kind in ("bundled", "toy", "folder"):
     if spec.kind == "toy":
       if config.channels != 2:
         raise GanjaxError(f"dataset={config.dataset!r} has 2D points but channels="
@@ -85,7 +99,9 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
       source = ToySource(spec.name, config.batch_size, config.seed, process_index,
                          process_count)
     else:
-      images, labels = load_bundled(spec.name, config.image_size, config.channels)
+      images, labels = (image_folder(spec, config.image_size, config.channels)
+                        if spec.kind == "folder"
+                        else load_bundled(spec.name, config.image_size, config.channels))
       source = ArraySource(images, labels, config.batch_size, config.seed,
                            process_index, process_count)
     return group(source.iterate(first), start_step, per_step)
@@ -105,11 +121,12 @@ def check_source(config) -> None:
   Writes nothing. The spec, the labels a conditional model needs, the kind of
   data the algorithm trains on (unpaired domains for CycleGAN, single images
   otherwise), then the data itself: every image of a folder: dataset is read
-  (and kept for make_batches), a tfds: dataset must exist and be prepared or
+  (and kept for make_batches; single images are decoded into their cache, the
+  only thing written, outside the user's folder), a tfds: dataset must exist and be prepared or
   downloadable (a download happens here), with the right channels.
   """
   spec = parse_spec(config.dataset)
-  two_domains = is_unpaired(spec)
+  two_domains = _two_domains(config, spec)
   if config.get("algorithm") == "cyclegan" and not two_domains:
     raise GanjaxError(f"dataset={config.dataset!r} is one set of images, but CycleGAN trains"
                       " on two unpaired domains; use bundled:digit_pair, folder:<path> (with"
@@ -117,7 +134,8 @@ def check_source(config) -> None:
   if config.get("algorithm", "cyclegan") != "cyclegan" and two_domains:
     raise GanjaxError(f"dataset={config.dataset!r} is unpaired two-domain data, for"
                       f" algorithm='cyclegan'; algorithm={config.algorithm!r} trains on one set"
-                      " of images: use bundled:mnist, tfds:<name> or a toy: mixture")
+                      " of images: use bundled:mnist, tfds:<name>, folder:<path> of images (no"
+                      " trainA/, trainB/) or a toy: mixture")
   check_labels(config, spec)
   if spec.kind == "toy":
     if config.channels != 2:
@@ -128,6 +146,8 @@ def check_source(config) -> None:
       _unpaired.loaded_images(config, spec, "train", domain)
   elif spec.kind == "bundled":
     load_bundled(spec.name, config.image_size, config.channels)
+  elif spec.kind == "folder":
+    image_folder(spec, config.image_size, config.channels)
   elif spec.kind == "tfds":
     _tfds.check_tfds(config, spec, two_domains)
 
@@ -137,7 +157,8 @@ def num_classes(spec: Spec, data_dir: str | None = None) -> int | None:
   if spec.kind == "bundled":
     return 10  # bundled:digit_pair keeps the digits' classes too (see digit_pair)
   if spec.kind == "folder":
-    return None
+    classes = None if is_unpaired(spec) else image_folder_classes(spec)
+    return len(classes) if classes else None
   if spec.kind == "toy":
     return 8 if spec.name == "ring" else 25
   return _tfds.tfds_num_classes(spec.name, data_dir)
@@ -147,11 +168,11 @@ def check_labels(config, spec: Spec) -> None:
   """A conditional model needs labels with exactly config.num_classes classes."""
   if not config.get("num_classes"):
     return
-  if is_unpaired(spec):
+  if _two_domains(config, spec):
     raise GanjaxError(f"num_classes={config.num_classes} but dataset={config.dataset!r} is"
                       " unpaired two-domain data, whose batches carry no labels; set"
                       " --config.num_classes=0")
-  have = num_classes(spec, config.tfds_data_dir or None)
+  have = num_classes(spec, config.get("tfds_data_dir") or None)
   if have is None:
     raise GanjaxError(f"num_classes={config.num_classes} but dataset={config.dataset!r}"
                       " has no class labels; set --config.num_classes=0")
@@ -159,3 +180,49 @@ def check_labels(config, spec: Spec) -> None:
     raise GanjaxError(f"num_classes={config.num_classes} but dataset={config.dataset!r} has"
                       f" {have} classes; set --config.num_classes={have}")
 
+
+
+def class_names(config) -> list[str] | None:
+  """The names of the dataset's classes (label i is the i-th), or None where they have none.
+
+  A folder: of class subfolders gives the folders' names, a tfds: dataset its
+  label feature's names; other datasets, and flat folders, None.
+  """
+  spec = parse_spec(config.dataset)
+  if spec.kind == "folder" and not _two_domains(config, spec):
+    classes = image_folder_classes(spec)
+    return list(classes) if classes else None
+  if spec.kind == "tfds" and not is_unpaired(spec):
+    return _tfds.tfds_class_names(spec.name, config.get("tfds_data_dir") or None)
+  return None
+
+
+def save_class_names(config, workdir: str) -> str | None:
+  """Writes <workdir>/classes.json, {"dataset": ..., "classes": [names]}, where the classes
+  have names (`class_names`); returns its path, or None, writing nothing, where they have not.
+
+  For `python -m ganjax.sample --labels` to name classes; read back with load_class_names.
+  """
+  names = class_names(config)
+  if names is None:
+    return None
+  path = os.path.join(workdir, CLASSES_FILE)
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump({"dataset": config.dataset, "classes": names}, f, indent=2)
+    f.write("\n")
+  os.replace(tmp, path)
+  return path
+
+
+def load_class_names(workdir: str) -> list[str] | None:
+  """The class names a run saved in its workdir (save_class_names), or None if it saved none."""
+  path = os.path.join(workdir, CLASSES_FILE)
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      return [str(name) for name in json.load(f)["classes"]]
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise GanjaxError(f"{path} cannot be read ({e}); remove it, or train again to rewrite"
+                      " it") from e

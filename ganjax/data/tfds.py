@@ -344,3 +344,14 @@ def tfds_num_classes(name: str, data_dir: str | None = None) -> int | None:
   except Exception:  # an unknown or unreadable dataset is reported by tfds_dataset
     return None
   return features["label"].num_classes if "label" in features else None
+
+
+def tfds_class_names(name: str, data_dir: str | None = None) -> list[str] | None:
+  """The names of a tfds dataset's `label` classes, or None if it has no named labels."""
+  tfds = import_tfds()
+  try:
+    features = tfds.builder(name, data_dir=data_dir).info.features
+  except Exception:  # an unknown or unreadable dataset is reported by tfds_dataset
+    return None
+  names = list(getattr(features["label"], "names", None) or []) if "label" in features else []
+  return names or None

@@ -28,11 +28,12 @@ from ganjax.errors import GanjaxError
 def is_unpaired(spec: str | Spec) -> bool:
   """Whether a dataset spec names unpaired two-domain data (batches image_a, image_b).
 
-  True for bundled:digit_pair, folder:<path> and tfds:cycle_gan[/<pair>]; a
+  True for bundled:digit_pair, tfds:cycle_gan[/<pair>] and folder:<path> where
+  <path> holds trainA/ or trainB/ (any other folder: is one set of images); a
   malformed spec is parse_spec's GanjaxError.
   """
   spec = spec if isinstance(spec, Spec) else parse_spec(spec)
-  return (spec.kind == "folder"
+  return ((spec.kind == "folder" and folder.holds_domains(spec.name))
           or (spec.kind == "bundled" and spec.name == "digit_pair")
           or (spec.kind == "tfds" and (spec.name == "cycle_gan"
                                        or spec.name.startswith("cycle_gan/"))))
