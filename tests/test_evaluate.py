@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganjax import evaluate, sample, train
+from ganjax import data, evaluate, sample, train
 from ganjax.errors import GanjaxError
-from ganjax.evaluation import suite, toy
+from ganjax.evaluation import prdc, suite, toy
 from tests.helpers import experiment_config, tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,6 +90,27 @@ def test_evaluate_toy_matches_the_metric_on_sampled_points(toy_run, tmp_path, ca
   want = toy.mode_metrics(points, "ring")
   assert saved["mode_counts"] == want["mode_counts"]
   assert saved["high_quality_fraction"] == pytest.approx(want["high_quality_fraction"])
+  # Precision/recall and density/coverage against as many points of the ring, drawn
+  # with the fixed seed.
+  real, _ = toy.sample("ring", np.random.default_rng(suite.REAL_POINTS_SEED), 500)
+  want = prdc.precision_recall_density_coverage(real, points)
+  for key in ("precision", "recall", "density", "coverage"):
+    assert saved[key] == pytest.approx(want[key]), key
+    assert any(line.split()[:1] == [key] for line in printed.splitlines()), key
+  assert (saved["n_fake"], saved["n_real"], saved["prdc_n"]) == (500, 500, 500)
+  assert saved["protocol"] == "custom" and (saved["pr_k"], saved["dc_k"]) == (3, 5)
+
+
+def test_checkpoint_sha256_names_the_weights(toy_run):
+  shas = {step: evaluate.evaluate(toy_run, num_samples=50, checkpoint=step)["checkpoint_sha256"]
+          for step in (2, 4)}
+  assert shas[2] != shas[4]
+  _, state, _ = train.load_run(toy_run, 2)
+  assert suite.weights_sha256(state) == shas[2]
+  changed = state.replace(params=jax.tree.map(lambda x: x * 1.0001, state.params))
+  assert suite.weights_sha256(changed) != shas[2]
+  # The optimiser's state is not the network's weights.
+  assert suite.weights_sha256(state.replace(opt_state={})) == shas[2]
 
 
 def test_evaluate_errors(toy_run, tmp_path):
@@ -216,38 +237,113 @@ def tiny_inception(monkeypatch, tmp_path):
   monkeypatch.setattr(fid, "load_inception",
                       lambda weights=None, batch_size=200, mesh=None:
                       features.Extractor(_tiny_inception, batch_size, mesh))
-  monkeypatch.setattr(fid, "resolve_weights", lambda path=None: "/nowhere/tiny.pth")
+  weights = tmp_path / "tiny.pth"  # stands in for the weights file: it is only hashed
+  weights.write_bytes(b"tiny stand-in weights")
+  monkeypatch.setattr(fid, "resolve_weights", lambda path=None: str(weights))
   monkeypatch.setenv("GANJAX_CACHE", str(tmp_path / "cache"))
   monkeypatch.setattr(suite, "REAL_IMAGES", 300)
   return _tiny_inception
 
 
-def test_image_run_scores_fid_is_kid_against_the_training_data(tmp_path, tiny_inception):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
-  workdir = str(tmp_path / "cifar")
-  config = tiny_config(dataset="tfds:cifar10", channels=3, num_train_steps=2, eval_every=1)
-  with tfds.testing.mock_data(num_examples=64):
-    train.train_and_evaluate(config, workdir)  # cheap metrics: none for CIFAR-10
-    assert not os.path.exists(os.path.join(workdir, "best.json"))
-    with pytest.raises(GanjaxError, match="no cheap metric for dataset='tfds:cifar10'"):
-      evaluate.evaluate(workdir, metrics="cheap")
-    result = evaluate.evaluate(workdir, num_samples=40)
-    cached = os.listdir(tmp_path / "cache" / "real_features")
-    assert len(cached) == 1  # measured once; a second evaluation reads the cache
-    again = evaluate.evaluate(workdir, num_samples=40)
-  assert again["fid"] == pytest.approx(result["fid"])
+MOCK_EXAMPLES = 48  # examples per split of the mocked tfds:cifar10
 
-  real = np.load(tmp_path / "cache" / "real_features" / cached[0])["pool"]
-  assert real.shape == (300, 64)
+
+@pytest.fixture(scope="module")
+def cifar_run(tmp_path_factory):
+  """A 2-step run on tfds:cifar10 as tensorflow-datasets mocks it (no download)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp("cifar") / "run")
+  config = tiny_config(dataset="tfds:cifar10", channels=3, num_train_steps=2, eval_every=1)
+  with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+    train.train_and_evaluate(config, workdir)  # cheap metrics: none for CIFAR-10
+  return workdir
+
+
+def _direct_inception_metrics(workdir, n, real_pool):
+  """The Inception metrics of a run's first n samples, computed here step by step."""
+  from ganjax.evaluation import fid, prdc  # pylint: disable=g-import-not-at-top
   config, state, _ = train.load_run(workdir)
-  fake = suite.to_uint8(suite.generate(config, state, 40, jax.random.PRNGKey(0)))
-  out = jax.device_get(tiny_inception(jax.numpy.asarray(fake, np.float32) / 127.5 - 1))
-  want = fid.frechet_distance(*fid.statistics(out["pool"]), *fid.statistics(real))
-  assert result["fid"] == pytest.approx(want, rel=1e-5)
-  score, _ = fid.inception_score(out["logits"])
-  assert result["inception_score"] == pytest.approx(score, rel=1e-5)
+  fake = suite.to_uint8(suite.generate(config, state, n, jax.random.PRNGKey(0)))
+  out = jax.device_get(_tiny_inception(jax.numpy.asarray(fake, np.float32) / 127.5 - 1))
+  want = {"fid": fid.frechet_distance(*fid.statistics(out["pool"]), *fid.statistics(real_pool)),
+          "inception_score": fid.inception_score(out["logits"])[0]}
+  want.update(prdc.precision_recall_density_coverage(*prdc.equal_sizes(real_pool, out["pool"])))
+  return want, state
+
+
+def test_image_run_scores_inception_metrics_against_the_training_data(cifar_run, tmp_path,
+                                                                      tiny_inception):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from ganjax.evaluation import fid, reference  # pylint: disable=g-import-not-at-top
+  assert not os.path.exists(os.path.join(cifar_run, "best.json"))
+  with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+    with pytest.raises(GanjaxError, match="no cheap metric for dataset='tfds:cifar10'"):
+      evaluate.evaluate(cifar_run, metrics="cheap")
+    result = evaluate.evaluate(cifar_run, num_samples=40)
+    cached = os.listdir(tmp_path / "cache" / "references")
+    assert len(cached) == 1  # measured once; a second evaluation reads the cache
+    again = evaluate.evaluate(cifar_run, num_samples=40)
+  assert again["fid"] == result["fid"] and again["precision"] == result["precision"]
+
+  # The cache file's name says what it holds; it holds the whole (mocked) training split.
+  sha = fid.weights_sha256(fid.resolve_weights())
+  name = cached[0]
+  assert name.startswith("tfds-cifar10-") and f"_train_32x32x3_inception-{sha[:12]}_" in name
+  assert name.endswith(f"_n{MOCK_EXAMPLES}.npz")
+  ref = reference.read(str(tmp_path / "cache" / "references" / name))
+  assert ref.features.shape == (MOCK_EXAMPLES, 64) and ref.whole_split
+  want, state = _direct_inception_metrics(cifar_run, 40, ref.features)
+  for key, value in want.items():
+    assert result[key] == pytest.approx(value, rel=1e-5), key
   assert np.isfinite(result["kid"]) and result["kid_std"] >= 0
+  assert 0 < result["precision"] <= 1 and 0 <= result["coverage"] <= 1
+
+  # What the numbers were measured under.
+  assert result["protocol"] == "custom"  # a number of samples of neither protocol
+  assert (result["n_fake"], result["n_real"], result["prdc_n"]) == (40, MOCK_EXAMPLES, 40)
+  assert (result["is_splits"], result["is_split_size"]) == (10, 4)
+  assert (result["pr_k"], result["dc_k"]) == (3, 5)
+  assert result["inception_weights_sha256"] == sha
+  assert result["checkpoint_sha256"] == suite.weights_sha256(state)
+  assert json.load(open(os.path.join(cifar_run, "eval.json")))["n_real"] == MOCK_EXAMPLES
+
+
+def test_standard_protocol_on_tfds(cifar_run, tmp_path, tiny_inception, monkeypatch, capsys):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  config, _, _ = train.load_run(cifar_run)
+  monkeypatch.setattr(suite, "REAL_IMAGES", 20)  # a quick reference smaller than the split
+  with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+    # --num_samples 50000 as set up (without generating 50,000 images): the whole
+    # split, the Inception Score over 10 splits of 5,000.
+    record = suite.Evaluator(config, num_samples=50_000).record()
+    assert record["protocol"] == "standard" and record["n_fake"] == 50_000
+    assert record["n_real"] == MOCK_EXAMPLES and record["reference_whole_split"]
+    assert (record["is_splits"], record["is_split_size"]) == (10, 5000)
+    assert record["reference"] == "tfds:cifar10" and record["reference_split"] == "train"
+    # The quick protocol: the first REAL_IMAGES of the split.
+    quick = suite.Evaluator(config).record()
+    assert quick["protocol"] == "quick" and quick["n_fake"] == suite.IMAGE_SAMPLES
+    assert quick["n_real"] == 20 and not quick["reference_whole_split"]
+    assert (quick["is_splits"], quick["is_split_size"]) == (10, 1000)
+
+    # End to end through the command line, 120 samples standing in for 50,000.
+    monkeypatch.setattr(suite, "STANDARD_SAMPLES", 120)
+    evaluate.main(["--workdir", cifar_run, "--num_samples", "120"])
+  printed = capsys.readouterr().out
+  saved = json.load(open(os.path.join(cifar_run, "eval.json")))
+  assert saved["protocol"] == "standard" and saved["n_fake"] == saved["num_samples"] == 120
+  assert saved["n_real"] == MOCK_EXAMPLES and saved["prdc_n"] == MOCK_EXAMPLES
+  assert (saved["is_splits"], saved["is_split_size"]) == (10, 12)
+  for key in ("fid", "kid", "precision", "recall", "density", "coverage", "protocol"):
+    assert any(line.split()[:1] == [key] for line in printed.splitlines()), key
+  assert "standard" in printed
+  ref = os.path.join(tmp_path, "cache", "references")
+  whole = [n for n in os.listdir(ref) if n.endswith(f"_n{MOCK_EXAMPLES}.npz")]
+  from ganjax.evaluation import reference  # pylint: disable=g-import-not-at-top
+  real = reference.read(os.path.join(ref, whole[0])).features
+  want, _ = _direct_inception_metrics(cifar_run, 120, real)
+  for key, value in want.items():
+    assert saved[key] == pytest.approx(value, rel=1e-5), key
 
 
 # --- MNIST classifier metrics and CycleGAN metrics (the shipped classifiers) ------------
@@ -271,6 +367,15 @@ def test_mnist_run_classifier_metrics_and_tstr(image_runs, tiny_inception, monke
   fake = suite.to_uint8(suite.generate(config, state, 300, jax.random.PRNGKey(0), labels))
   want = classifier.mnist_metrics(fake)
   assert cheap["classifier_fid"] == pytest.approx(want["classifier_fid"], rel=1e-6)
+  # Precision/recall of classifier features: 300 generated digits against 300 of the
+  # 500 held-out ones (equal sizes).
+  clf = classifier.load("mnist")
+  real = clf.predict(data.bundled_mnist("test")[0])["features"]
+  keep = np.sort(np.random.default_rng(prdc.SUBSET_SEED).choice(500, 300, replace=False))
+  scores = prdc.precision_recall_density_coverage(real[keep], clf.predict(fake)["features"])
+  for key, value in scores.items():
+    assert cheap[f"classifier_{key}"] == pytest.approx(value), key
+  assert (cheap["n_real_classifier"], cheap["classifier_prdc_n"]) == (500, 300)
   assert cheap["label_histogram"] == pytest.approx(want["label_histogram"])
   assert cheap["conditioning_accuracy"] == pytest.approx(
       classifier.conditioning_accuracy(fake, labels))
@@ -279,7 +384,8 @@ def test_mnist_run_classifier_metrics_and_tstr(image_runs, tiny_inception, monke
   assert full["classifier_fid"] == pytest.approx(cheap["classifier_fid"])
   assert 0 <= full["tstr_accuracy"] <= 1 and full["trtr_accuracy"] > 0.5
   assert full["tstr_steps"] == 30
-  assert {"fid", "inception_score", "kid"} <= set(full)
+  assert {"fid", "inception_score", "kid", "precision", "recall", "density",
+          "coverage"} <= set(full)
 
 
 def test_mnist_run_without_inception_weights_notes_why(image_runs, monkeypatch, tmp_path):
@@ -293,6 +399,46 @@ def test_mnist_run_without_inception_weights_notes_why(image_runs, monkeypatch, 
   evaluator = suite.Evaluator(json_config(image_runs["gan"]), level="all", num_samples=50)
   assert any("Inception metrics skipped" in note for note in evaluator.notes)
   assert evaluator.main.keys == ("classifier_fid",)
+
+
+def test_reference_names_a_dataset_or_a_file(image_runs, tiny_inception, tmp_path):
+  from ganjax.evaluation import fid, reference  # pylint: disable=g-import-not-at-top
+  run = image_runs["gan"]
+  default = evaluate.evaluate(run, num_samples=60)
+  assert default["reference"] == "bundled:mnist" and default["n_real"] == 300  # REAL_IMAGES
+  assert default["prdc_n"] == 60 and default["protocol"] == "custom"
+  named = evaluate.evaluate(run, num_samples=60, reference="bundled:mnist")
+  keys = ("fid", "kid", "precision", "recall", "density", "coverage")
+  assert all(named[k] == default[k] for k in keys)
+  # The cached file itself as the reference: the same numbers.
+  from_file = evaluate.evaluate(run, num_samples=60, reference=named["reference_file"])
+  assert all(from_file[k] == default[k] for k in keys)
+  # pytorch-fid's statistics alone: the FID, no KID or precision/recall.
+  ref = reference.read(named["reference_file"])
+  fid.save_stats(str(tmp_path / "stats.npz"), ref.mu, ref.sigma)
+  only = evaluate.evaluate(run, num_samples=60, reference=str(tmp_path / "stats.npz"))
+  assert only["fid"] == pytest.approx(default["fid"], rel=1e-9)
+  assert "kid" not in only and "precision" not in only and "classifier_precision" in only
+  assert any("statistics only" in note for note in only["notes"])
+
+  # Bad references: one clear error each, naming the value and the fix.
+  np.savez(tmp_path / "narrow.npz", mu=np.zeros(3), sigma=np.eye(3))
+  other = reference.Reference(ref.mu, ref.sigma, None, {"weights_sha256": "0" * 64})
+  reference.save(str(tmp_path / "other_weights.npz"), other)
+  cases = {
+      str(tmp_path / "narrow.npz"): "holds 3-d statistics but the Inception features are 64-d",
+      str(tmp_path / "other_weights.npz"): "measured with Inception weights of SHA-256 000000",
+      str(tmp_path / "missing.npz"): "missing.npz does not exist; give a reference file",
+      "imagenet": "--reference 'imagenet' is not a reference",
+      "toy:ring": "the 2D mixtures have no image reference",
+      "bundled:digit_pair": "unpaired two-domain data",
+      f"folder:{tmp_path / 'nowhere'}": "nowhere does not exist",
+  }
+  for value, message in cases.items():
+    with pytest.raises(SystemExit) as e:
+      evaluate.main(["--workdir", run, "--num_samples", "20", "--reference", value])
+    assert e.value.code.startswith("ganjax: error:") and message in e.value.code, e.value.code
+    assert "\n" not in e.value.code
 
 
 def json_config(workdir):

@@ -330,12 +330,22 @@ def _statistics(feats):
 
 
 @functools.cache
-def _real_statistics(classifier: Classifier):
+def real_features(classifier: Classifier) -> np.ndarray:
+  """The classifier's features of the 500 held-out MNIST test digits, float32 [500, 128]
+  (read-only), in the order of data.bundled_mnist("test")."""
   images, _ = data.bundled_mnist("test")
-  return _statistics(classifier.predict(images)["features"])
+  out = classifier.predict(images)["features"]
+  out.setflags(write=False)
+  return out
 
 
-def mnist_metrics(images, classifier: Classifier | None = None, real_images=None) -> dict:
+@functools.cache
+def _real_statistics(classifier: Classifier):
+  return _statistics(real_features(classifier))
+
+
+def mnist_metrics(images, classifier: Classifier | None = None, real_images=None,
+                  prdc_real=None) -> dict:
   """Classifier metrics of generated MNIST digits images [N, 32, 32, 1].
 
   classifier_fid is the Frechet distance between the classifier's 128-d features
@@ -347,7 +357,9 @@ def mnist_metrics(images, classifier: Classifier | None = None, real_images=None
   compared; compare runs at the same number of samples. With the shipped
   classifier, real train digits score 16.6 (500 of them) and 13.1 (all 4,500),
   one digit repeated 500 times about 1,150. The other entries are those of
-  `label_metrics`.
+  `label_metrics`. With `prdc_real`, real classifier features (`real_features`),
+  also classifier_precision, classifier_recall, classifier_density and
+  classifier_coverage of the features (`prdc`, on sets of equal size).
   """
   from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
   classifier = classifier or load("mnist")
@@ -357,8 +369,13 @@ def mnist_metrics(images, classifier: Classifier | None = None, real_images=None
   else:
     real = _statistics(classifier.predict(real_images)["features"])
   mu, sigma = _statistics(out["features"])
-  return {"classifier_fid": float(fid.frechet_distance(mu, sigma, *real)),
-          **label_metrics(out["logits"]), "num_samples": len(out["logits"])}
+  result = {"classifier_fid": float(fid.frechet_distance(mu, sigma, *real)),
+            **label_metrics(out["logits"]), "num_samples": len(out["logits"])}
+  if prdc_real is not None:
+    from ganjax.evaluation import prdc  # pylint: disable=g-import-not-at-top
+    scores = prdc.compare(prdc_real, out["features"])
+    result.update({f"classifier_{k}": v for k, v in scores.items()})
+  return result
 
 
 def conditioning_accuracy(images, labels, classifier: Classifier | None = None) -> float:

@@ -172,7 +172,15 @@ def load_stats(path: str) -> tuple[np.ndarray, np.ndarray]:
 # --- Inception Score ------------------------------------------------------------------
 
 
-def inception_score(logits, splits: int = 10) -> tuple[float, float]:
+IS_SPLITS = 10  # improved-gan's splits of the Inception Score
+
+
+def split_sizes(n: int, splits: int = IS_SPLITS) -> list[int]:
+  """The sizes of the consecutive splits `inception_score` cuts n examples into."""
+  return [(i + 1) * n // splits - i * n // splits for i in range(splits)]
+
+
+def inception_score(logits, splits: int = IS_SPLITS) -> tuple[float, float]:
   """(mean, std) over `splits` of exp(mean_x KL(p(y|x) || p(y))), from classifier logits [N, C].
 
   As the reference (improved-gan's `get_inception_score`): p(y|x) is the
@@ -280,6 +288,19 @@ def _sha256(path: str) -> str:
   return digest.hexdigest()
 
 
+_SHA256_SEEN: dict = {}
+
+
+def weights_sha256(path: str) -> str:
+  """The SHA-256 of a weights file (hex), read once per (path, size, modification time)."""
+  path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+  stat = os.stat(path)
+  key = (path, stat.st_size, stat.st_mtime_ns)
+  if key not in _SHA256_SEEN:
+    _SHA256_SEEN[key] = _sha256(path)
+  return _SHA256_SEEN[key]
+
+
 def download(url: str, target: str, sha256: str) -> str:
   """Downloads `url` to `target` through a temporary file; a wrong SHA-256 is an error.
 
@@ -372,29 +393,37 @@ def load_inception(weights: str | None = None, batch_size: int = 200, mesh=None)
 
 
 def image_metrics(extractor, fake_images, real=None, *, real_stats=None, real_pool=None,
-                  kid_subset_size: int = 1000) -> dict:
-  """FID, Inception Score and KID of generated images.
+                  kid_subset_size: int = 1000, prdc: bool = False) -> dict:
+  """FID, Inception Score, KID and (with `prdc`) precision, recall, density, coverage.
 
   extractor: `load_inception(...)` (or any callable images -> {"pool",
   "logits"}). fake_images and real: NHWC arrays, uint8 or float in [-1, 1],
   1 or 3 channels (or iterables of such chunks). Returns inception_score and
-  inception_score_std (10 splits; fewer, one per image, for under 10
-  images), fid when `real` images or `real_stats` (mu, sigma) are given (the
-  images win if both are), and kid and kid_std when `real` images are given
-  (100 subsets of min(kid_subset_size, both set sizes)). `real_pool`: the
-  real images' pool features, measured before, in place of `real`.
+  inception_score_std (IS_SPLITS = 10 splits; fewer, one per image, for under
+  10 images), fid when `real` images, `real_pool` or `real_stats` (mu, sigma)
+  are given (the images win over the others; `real_stats` with `real_pool`
+  saves computing them again), and kid and kid_std when `real` images or
+  `real_pool` are given (100 subsets of min(kid_subset_size, both set sizes)).
+  `real_pool`: the real images' pool features, measured before, in place of
+  `real`. With `prdc` and real features, precision and recall (k = 3),
+  density and coverage (k = 5) of the pool features, on sets of equal size
+  (`prdc.compare`).
   """
+  from ganjax.evaluation import prdc as prdc_lib  # pylint: disable=g-import-not-at-top
   fake = extractor(fake_images)
   result = {}
   if real is not None:
     real_pool = extractor(real)["pool"]
-  if real_pool is not None:
+    real_stats = None
+  if real_pool is not None and real_stats is None:
     real_stats = statistics(real_pool)
   if real_stats is not None:
     result["fid"] = frechet_distance(*statistics(fake["pool"]), *real_stats)
-  score, score_std = inception_score(fake["logits"], splits=min(10, len(fake["logits"])))
+  score, score_std = inception_score(fake["logits"], splits=min(IS_SPLITS, len(fake["logits"])))
   result["inception_score"], result["inception_score_std"] = score, score_std
   if real_pool is not None:
     result["kid"], result["kid_std"] = kernel_inception_distance(
         fake["pool"], real_pool, subset_size=kid_subset_size)
+    if prdc:
+      result.update(prdc_lib.compare(real_pool, fake["pool"]))
   return result

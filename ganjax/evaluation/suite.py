@@ -6,10 +6,33 @@ networks and measures the real data then) and called on a state.
 
 | run | cheap metrics (training default) | added by level "all" |
 |---|---|---|
-| toy:ring, toy:grid | modes captured, high-quality fraction, reverse KL (2,500 points) | - |
-| bundled:mnist | MNIST-classifier FID, IS analogue, label histogram, classes covered, KL from uniform; conditional: conditioning accuracy | Inception FID / IS / KID; conditional: TSTR and TRTR |
+| toy:ring, toy:grid | modes captured, high-quality fraction, reverse KL; precision, recall, density, coverage of the points (2,500 points) | - |
+| bundled:mnist | MNIST-classifier FID, IS analogue, label histogram, classes covered, KL from uniform, classifier precision / recall / density / coverage; conditional: conditioning accuracy | Inception FID / IS / KID / precision / recall / density / coverage; conditional: TSTR and TRTR |
 | bundled:digit_pair (CycleGAN) | class preserved by each translation, cycle L1, digit-classifier FID of translations | Inception FID of translations |
-| other image data | - | Inception FID / IS / KID (translations: FID) |
+| other image data | - | Inception FID / IS / KID / precision / recall / density / coverage (translations: FID) |
+
+Protocols, chosen by the number of generated samples:
+
+- quick (the default): 10,000 images (2,500 points for the mixtures); the
+  Inception reference is the first REAL_IMAGES = 10,000 training images (the
+  whole split where it is smaller), in `reference`'s fixed order.
+- standard: STANDARD_SAMPLES = 50,000 generated samples against the whole
+  training split, the protocol papers report FID, IS and precision/recall
+  with.
+- custom: any other number of samples (against the quick reference).
+
+The Inception Score always takes 10 splits (5,000 images each under the
+standard protocol). Precision and recall (k = 3), density and coverage
+(k = 5) compare equal numbers of real and generated examples
+(`prdc.compare`): the MNIST classifier's against the 500 held-out test
+digits, the mixtures' against as many fresh points of the mixture as there
+are generated ones (drawn with a fixed seed). `Evaluator.record` gives what
+a score was measured under (protocol, counts, the weights' SHA-256), written
+beside the scores in eval.json so that only like is compared with like.
+
+The Inception reference of image runs is the run's dataset (or `reference`:
+another dataset spec, or a reference .npz file), measured once per dataset,
+split, image size, weights and count and cached (`reference.load`).
 
 Generated images are quantised to uint8 before they are measured, as they
 would be by saving them as PNG files, so a score here equals the score of the
@@ -35,8 +58,10 @@ from ganjax import algorithms, data
 from ganjax.errors import GanjaxError
 
 LEVELS = ("cheap", "all")
-IMAGE_SAMPLES = 10_000  # default number of generated images for the image metrics
-REAL_IMAGES = 10_000    # at most this many real images for the Inception reference
+IMAGE_SAMPLES = 10_000      # default number of generated images for the image metrics
+REAL_IMAGES = 10_000        # at most this many real images in the quick Inception reference
+STANDARD_SAMPLES = 50_000   # generated samples of the standard protocol
+REAL_POINTS_SEED = 0        # the mixtures' real points for precision/recall
 
 
 def to_uint8(images) -> np.ndarray:
@@ -50,6 +75,21 @@ def host(x) -> np.ndarray:
   if isinstance(x, jax.Array) and not x.is_fully_addressable:
     return np.asarray(x.addressable_data(0))
   return np.asarray(x)
+
+
+def weights_sha256(state) -> str:
+  """The SHA-256 (hex) of a state's networks: every array of its params, batch_stats and
+  ema (those it has), in the order of their tree paths, each hashed with its path,
+  dtype and shape. Equal weights hash equal, whatever file or device count saved them;
+  the optimiser's state and the step do not count."""
+  digest = hashlib.sha256()
+  networks = {name: getattr(state, name) for name in ("params", "batch_stats", "ema")
+              if hasattr(state, name)}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(networks)[0]:
+    array = np.ascontiguousarray(host(leaf))
+    digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype.name}|{array.shape}|".encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,14 +128,18 @@ class Evaluator:
   level: "cheap" (what training runs every `eval_every` steps) or "all".
   num_samples: generated examples scored (default: 2,500 points for the
   mixtures, 10,000 images otherwise; for translations the test split, or that
-  many of its images, evenly spaced through it).
+  many of its images, evenly spaced through it). STANDARD_SAMPLES selects the
+  standard protocol (see the module docstring).
   inception_weights: the FID Inception file, else found as
   `ganjax.evaluation.fid.resolve_weights` finds it.
+  reference: the real images of the Inception metrics: a dataset spec
+  (bundled:mnist, tfds:<name>, folder:<path>) whose training split is
+  measured and cached, or an .npz reference file; default the run's dataset.
   """
 
   def __init__(self, config, *, level: str = "all", num_samples: int | None = None,
                inception_weights: str | None = None, batch_size: int = 200, seed: int = 0,
-               log=print):
+               reference: str | None = None, log=print):
     if level not in LEVELS:
       raise GanjaxError(f"metrics level {level!r} is unknown; use {' or '.join(LEVELS)}")
     self.config = config
@@ -107,14 +151,22 @@ class Evaluator:
     self.log = log
     self.notes: list[str] = []
     self.inception_weights = inception_weights or config.get("inception_weights") or None
+    self.reference_arg = reference or None
+    self.reference = None  # the Inception reference (reference.Reference), once measured
     self._inception = None
     self._real_inception = None
+    self._record: dict = {}
     if num_samples is not None and num_samples < 2:
       raise GanjaxError(f"num_samples={num_samples} must be at least 2")
+    if reference and self.kind in ("toy", "digit_pair", "unpaired"):
+      raise GanjaxError(f"--reference {reference} applies to the Inception metrics of image"
+                        f" runs; this run ({config.dataset}, {config.algorithm}) compares"
+                        " against its own data: leave --reference out")
     setup = {"toy": self._setup_toy, "mnist": self._setup_mnist,
              "digit_pair": self._setup_translation, "unpaired": self._setup_translation,
              "images": self._setup_images}[self.kind]
     setup(num_samples)
+    self._set_protocol(num_samples)
 
   # --- what is measured ------------------------------------------------------------------
 
@@ -123,9 +175,62 @@ class Evaluator:
     """True when this level has no metric for this run (e.g. cheap metrics of CIFAR-10)."""
     return not self.main.keys
 
+  @property
+  def standard(self) -> bool:
+    """Whether the number of samples asks for the standard protocol (the whole split)."""
+    return self.num_samples == STANDARD_SAMPLES
+
+  def record(self) -> dict:
+    """What the scores were measured under: protocol ("standard", "quick" or "custom"),
+    n_fake and n_real, the Inception Score's splits, precision/recall's k and set
+    sizes, the reference and the Inception weights' SHA-256 (where they apply)."""
+    return dict(self._record)
+
+  def _set_protocol(self, num_samples) -> None:
+    from ganjax.evaluation import fid, prdc  # pylint: disable=g-import-not-at-top
+    whole = self.reference is None or self.reference.whole_split
+    if self.standard and whole:
+      protocol = "standard"
+    else:
+      protocol = "quick" if num_samples is None else "custom"
+    record = {"protocol": protocol, "n_fake": self.num_samples}
+    if self.reference is not None:
+      ref = self.reference
+      record.update({"n_real": ref.count, "reference": ref.meta.get("dataset", ref.path),
+                     "reference_file": ref.path,
+                     "reference_whole_split": ref.whole_split,
+                     "inception_weights_sha256": self.inception_sha256})
+      if ref.meta.get("split"):
+        record["reference_split"] = ref.meta["split"]
+    elif self.kind == "toy":
+      record["n_real"] = self.num_samples
+    elif self.kind in ("digit_pair", "unpaired"):
+      record["n_real"] = min(len(x) for x in self.test.values())
+      if self._inception is not None:
+        record["inception_weights_sha256"] = self.inception_sha256
+    if self.kind == "mnist":
+      record["n_real_classifier"] = len(self.real_classifier)
+      record["classifier_prdc_n"] = min(self.num_samples, len(self.real_classifier))
+      record.setdefault("n_real", len(self.real_classifier))
+    if self.reference is not None:
+      splits = min(fid.IS_SPLITS, self.num_samples)
+      sizes = sorted(set(fid.split_sizes(self.num_samples, splits)))
+      record["is_splits"] = splits
+      record["is_split_size"] = sizes[0] if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    if self.kind in ("toy", "mnist") or self._real_inception is not None:
+      record["pr_k"], record["dc_k"] = prdc.K_PRECISION_RECALL, prdc.K_DENSITY_COVERAGE
+    if self.reference is not None and self.reference.features is not None:
+      record["prdc_n"] = min(self.num_samples, len(self.reference.features))
+    elif self.kind == "toy":
+      record["prdc_n"] = self.num_samples
+    self._record = record
+
   def _setup_toy(self, num_samples):
     from ganjax.evaluation import toy  # pylint: disable=g-import-not-at-top
     self.num_samples = num_samples or toy.EVAL_SAMPLES
+    name = data.parse_spec(self.config.dataset).name
+    self.real_points, _ = toy.sample(name, np.random.default_rng(REAL_POINTS_SEED),
+                                     self.num_samples)
     self.main = MainMetric(("modes_captured", "high_quality_fraction"), (True, True))
 
   def _setup_mnist(self, num_samples):
@@ -136,15 +241,19 @@ class Evaluator:
           f"the MNIST classifier metrics take 32x32x1 images; this run makes"
           f" {self.config.image_size}x{self.config.image_size}x{self.config.channels}")
     self.classifier = classifier.load("mnist")
+    self.real_classifier = classifier.real_features(self.classifier)
     self.main = MainMetric(("classifier_fid",), (False,))
-    if self.level == "all":
-      self._try_inception(self._real_dataset_images)
+    if self.level == "all" and self._try_inception():
+      self._load_reference()
+    elif self.reference_arg and self.level == "cheap":
+      self.notes.append(f"--reference {self.reference_arg} is not used: it is the reference of"
+                        " the Inception metrics, which need level 'all'")
 
   def _setup_images(self, num_samples):
     self.num_samples = num_samples or IMAGE_SAMPLES
     if self.level == "all":
       self._load_inception()
-      self._measure_real_inception(self._real_dataset_images)
+      self._load_reference()
       self.main = MainMetric(("fid",), (False,))
     else:
       self.main = MainMetric((), ())
@@ -193,60 +302,61 @@ class Evaluator:
   def _load_inception(self) -> bool:
     from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
     self._inception = fid.load_inception(self.inception_weights, batch_size=self.batch_size)
-    self._weights_name = os.path.basename(fid.resolve_weights(self.inception_weights))
+    self.inception_sha256 = fid.weights_sha256(fid.resolve_weights(self.inception_weights))
     return True
 
-  def _try_inception(self, real_images=None) -> bool:
+  def _try_inception(self) -> bool:
     """Loads the Inception network where its weights can be found; else notes why not."""
     try:
-      self._load_inception()
+      return self._load_inception()
     except GanjaxError as e:
       self.notes.append(f"Inception metrics skipped: {e}")
       return False
-    if real_images is not None:
-      self._measure_real_inception(real_images)
-    return True
 
-  def _real_dataset_images(self) -> np.ndarray:
-    """Up to REAL_IMAGES training images of the run's dataset, uint8."""
-    spec = data.parse_spec(self.config.dataset)
-    if spec.kind == "bundled":
-      return data.bundled_mnist("train", self.config.image_size, self.config.channels)[0]
-    ds = data.tfds_dataset(spec.name, split="train", image_size=self.config.image_size,
-                           channels=self.config.channels, local_batch_size=100, seed=0,
-                           data_dir=self.config.get("tfds_data_dir") or None,
-                           shuffle_buffer=self.config.get("shuffle_buffer", 10_000))
-    out, count = [], 0
-    for batch in ds.as_numpy_iterator():  # shuffled; the first pass of the split
-      out.append(to_uint8(batch["image"]))
-      count += len(out[-1])
-      if count >= REAL_IMAGES:
-        break
-    return np.concatenate(out)[:REAL_IMAGES]
+  def _load_reference(self) -> None:
+    """The Inception reference: the run's dataset (or `reference`), measured or cached.
 
-  def _measure_real_inception(self, real_images) -> None:
-    """Pool features of the real images, cached on disk per dataset and weights file."""
+    The standard protocol measures the whole training split, the others its first
+    REAL_IMAGES images; a reference file is taken as it is.
+    """
+    from ganjax.evaluation import reference  # pylint: disable=g-import-not-at-top
+    arg = self.reference_arg or self.config.dataset
     c = self.config
-    recipe = f"{c.dataset}|{c.image_size}|{c.channels}|{REAL_IMAGES}|{self._weights_name}"
-    from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
-    path = os.path.join(fid.cache_dir(), "real_features",
-                        hashlib.sha256(recipe.encode()).hexdigest()[:16] + ".npz")
-    if os.path.isfile(path):
-      with np.load(path) as f:
-        self._real_inception = f["pool"]
-      return
-    self.log(f"measuring the Inception features of the real images of {c.dataset}"
-             f" (once; cached in {path})")
-    pool = self._inception(real_images())["pool"]
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + f".tmp{os.getpid()}.npz"
-    np.savez(tmp, pool=pool, recipe=recipe)
-    os.replace(tmp, path)
-    self._real_inception = pool
+    if self.reference_arg and self.reference_arg.lower().endswith(".npz"):
+      ref = reference.read(self.reference_arg)
+      dim = self._inception(np.zeros((1, c.image_size, c.image_size, c.channels),
+                                     np.uint8))["pool"].shape[1]
+      if ref.dim != dim:
+        raise GanjaxError(f"--reference {self.reference_arg} holds {ref.dim}-d statistics but"
+                          f" the Inception features are {dim}-d: it was measured with another"
+                          " network; measure it again with these weights (--reference"
+                          " <dataset spec>, or python -m ganjax.fid --save-stats)")
+      if ref.features is None:
+        self.notes.append(f"--reference {self.reference_arg} holds statistics only: FID, but"
+                          " no KID or precision/recall (give a dataset spec to measure them)")
+      self._check_weights(ref)
+    else:
+      src = reference.source(arg, split="train", image_size=c.image_size, channels=c.channels,
+                             limit=None if self.standard else REAL_IMAGES,
+                             data_dir=c.get("tfds_data_dir") or None,
+                             what="--reference" if self.reference_arg else "dataset")
+      ref = reference.load(src, self._inception, extractor_name="inception",
+                           weights_sha256=self.inception_sha256, log=self.log)
+    self.reference = ref
+    self._real_inception = ref.features
+
+  def _check_weights(self, ref) -> None:
+    measured_with = ref.meta.get("weights_sha256")
+    if measured_with and measured_with != self.inception_sha256:
+      raise GanjaxError(f"--reference {ref.path} was measured with Inception weights of SHA-256"
+                        f" {measured_with[:12]}..., these are {self.inception_sha256[:12]}...;"
+                        " measure the reference again with the same weights")
 
   def _inception_metrics(self, fake: np.ndarray) -> dict:
     from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
-    return fid.image_metrics(self._inception, fake, real_pool=self._real_inception)
+    ref = self.reference
+    return fid.image_metrics(self._inception, fake, real_stats=(ref.mu, ref.sigma),
+                             real_pool=ref.features, prdc=True)
 
   # --- generation -------------------------------------------------------------------------
 
@@ -269,14 +379,18 @@ class Evaluator:
 
   def _score_toy(self, state) -> dict:
     from ganjax.evaluation import toy  # pylint: disable=g-import-not-at-top
+    from ganjax.evaluation import prdc  # pylint: disable=g-import-not-at-top
     points = self.generate(state, self.num_samples)
-    return toy.mode_metrics(points, data.parse_spec(self.config.dataset).name)
+    result = toy.mode_metrics(points, data.parse_spec(self.config.dataset).name)
+    result.update(prdc.compare(self.real_points, points))
+    return result
 
   def _score_mnist(self, state) -> dict:
     from ganjax.evaluation import classifier  # pylint: disable=g-import-not-at-top
     labels = self.sample_labels(self.num_samples)
     fake = to_uint8(self.generate(state, self.num_samples, labels))
-    result = classifier.mnist_metrics(fake, classifier=self.classifier)
+    result = classifier.mnist_metrics(fake, classifier=self.classifier,
+                                      prdc_real=self.real_classifier)
     if labels is not None:
       result["conditioning_accuracy"] = classifier.conditioning_accuracy(
           fake, labels, classifier=self.classifier)
