@@ -1,7 +1,7 @@
 """FID between two sets of images, as pytorch-fid's command line computes it.
 
   python -m ganjax.fid PATH_A PATH_B [--weights FILE] [--batch-size N]
-                       [--kid] [--inception-score]
+                       [--kid] [--inception-score] [--prdc]
   python -m ganjax.fid --save-stats IMAGES OUT.npz
 
 Each PATH is one of
@@ -13,12 +13,19 @@ Each PATH is one of
 - an .npz of images: the array `images` (or the file's only array), shaped
   [N, H, W, C] with C = 1 or 3, either uint8 in [0, 255] or float in [-1, 1];
 - an .npz of FID statistics, the arrays `mu` and `sigma` (pytorch-fid's and
-  ganjax's files are the same format).
+  ganjax's files are the same format);
+- a reference file of `python -m ganjax.evaluate --reference <dataset>` (in
+  $GANJAX_CACHE/references/, see ganjax/evaluation/reference.py): statistics
+  with the features they came from, and the SHA-256 of the Inception weights
+  that measured them (images measured with other weights are refused).
 
 Prints "FID: <value>". --save-stats writes the statistics of IMAGES to the
-new file OUT.npz instead. --kid adds the Kernel Inception Distance (both
-PATHs must hold images), --inception-score the Inception Score of each PATH
-that holds images.
+new file OUT.npz instead, with the SHA-256 of the weights that measured them
+(statistics only: the cached reference files hold features too). --kid adds the Kernel Inception Distance, --prdc precision
+and recall (k = 3), density and coverage (k = 5) of PATH_A (the generated
+set) against PATH_B (the real one), on sets of equal size; both need images
+or features in both PATHs. --inception-score adds the Inception Score of
+each PATH that holds images.
 
 The network is pytorch-fid's FID Inception, read from
 pt_inception-2015-12-05-6726825d.pth: --weights FILE, else the file named by
@@ -36,7 +43,8 @@ import numpy as np
 
 from ganjax.data import decode_image
 from ganjax.errors import GanjaxError
-from ganjax.evaluation import fid
+from ganjax.evaluation import fid, reference
+from ganjax.evaluation import prdc as prdc_lib
 
 # pytorch-fid's image extensions (it matches them in lower case; here in any case).
 IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
@@ -56,12 +64,12 @@ def list_images(folder: str, what: str) -> list[str]:
 
 
 def load_npz(path: str, what: str):
-  """("stats", (mu, sigma)) or ("images", [N, H, W, C] array) from an .npz file."""
+  """("stats", reference.Reference) or ("images", [N, H, W, C] array) from an .npz file."""
   try:
     with np.load(path, allow_pickle=False) as f:
       names = list(f.files)
       if "mu" in names and "sigma" in names:
-        return "stats", fid.load_stats(path)
+        return "stats", reference.read(path, what)
       if "images" in names:
         images = f["images"]
       elif len(names) == 1:
@@ -125,9 +133,19 @@ def file_features(extractor, files: list[str], what: str, chunk: int) -> dict:
   return out
 
 
+def _check_weights(measured: list[dict], paths) -> None:
+  """Refuses to compare features measured with different Inception weights (where known)."""
+  known = [(p, m["weights_sha256"]) for p, m in zip(paths, measured) if m.get("weights_sha256")]
+  if len({sha for _, sha in known}) > 1:
+    (path_a, sha_a), (path_b, sha_b) = known[0], known[1]
+    raise GanjaxError(f"{path_a} was measured with Inception weights of SHA-256 {sha_a[:12]}...,"
+                      f" {path_b} with {sha_b[:12]}...; measure both with the same weights"
+                      " (--weights FILE)")
+
+
 def compute(path_a: str, path_b: str, *, weights: str | None = None, batch_size: int = 200,
             save_stats: bool = False, kid: bool = False, inception_score: bool = False,
-            log=print) -> dict:
+            prdc: bool = False, log=print) -> dict:
   """What the command prints, as a dict: fid (or, with save_stats, the file written)."""
   sources = [open_source(path_a, "PATH_A")]
   if save_stats:
@@ -137,16 +155,24 @@ def compute(path_a: str, path_b: str, *, weights: str | None = None, batch_size:
       raise GanjaxError(f"--save-stats: {path_b} exists; choose a new output file")
   else:
     sources.append(open_source(path_b, "PATH_B"))
-    if kid and any(kind == "stats" for kind, _ in sources):
-      raise GanjaxError("--kid needs images in both PATHs, not statistics")
+    for flag, wanted in (("--kid", kid), ("--prdc", prdc)):
+      bare = [p for p, (kind, value) in zip((path_a, path_b), sources)
+              if kind == "stats" and value.features is None]
+      if wanted and bare:
+        raise GanjaxError(f"{flag} needs images (or a reference file with features) in both"
+                          f" PATHs; {bare[0]} holds statistics only")
 
-  extractor = None
+  extractor = weights_sha256 = None
   if any(kind != "stats" for kind, _ in sources):
     extractor = fid.load_inception(weights, batch_size=batch_size)
+    weights_sha256 = fid.weights_sha256(fid.resolve_weights(weights))
   measured = []
   for path, (kind, value) in zip((path_a, path_b), sources):
     if kind == "stats":
-      measured.append({"stats": value})
+      measured.append({"stats": (value.mu, value.sigma), "count": value.count,
+                       "weights_sha256": value.meta.get("weights_sha256")})
+      if value.features is not None:
+        measured[-1]["features"] = {"pool": value.features}
       continue
     if kind == "files":
       if len(value) < 2:
@@ -160,10 +186,13 @@ def compute(path_a: str, path_b: str, *, weights: str | None = None, batch_size:
             " dimensions: the FID is biased upwards and comparable only at equal counts",
             file=sys.stderr)
     measured.append({"features": feats, "stats": fid.statistics(feats["pool"]),
-                     "count": count})
+                     "count": count, "weights_sha256": weights_sha256, "images": True})
+  _check_weights(measured, (path_a, path_b))
 
   if save_stats:
-    fid.save_stats(path_b, *measured[0]["stats"])
+    meta = {"images": os.path.abspath(path_a), "count": measured[0]["count"],
+            "extractor": "inception", "weights_sha256": weights_sha256}
+    reference.save(path_b, reference.Reference(*measured[0]["stats"], None, meta))
     log(f"ganjax: wrote the FID statistics of {measured[0]['count']} images of {path_a} to"
         f" {path_b}")
     return {"saved": path_b}
@@ -178,11 +207,18 @@ def compute(path_a: str, path_b: str, *, weights: str | None = None, batch_size:
     result["kid"], result["kid_std"] = fid.kernel_inception_distance(
         measured[0]["features"]["pool"], measured[1]["features"]["pool"])
     log(f"KID: {result['kid']} +/- {result['kid_std']}")
+  if prdc:
+    scores = prdc_lib.compare(measured[1]["features"]["pool"], measured[0]["features"]["pool"])
+    result.update(scores)
+    n = min(measured[0]["count"], measured[1]["count"])
+    log(f"precision: {scores['precision']}  recall: {scores['recall']}  (k ="
+        f" {prdc_lib.K_PRECISION_RECALL})  density: {scores['density']}  coverage:"
+        f" {scores['coverage']}  (k = {prdc_lib.K_DENSITY_COVERAGE}); {n} of each set")
   if inception_score:
     for name, path, m in zip(("a", "b"), (path_a, path_b), measured):
-      if "features" in m:
+      if m.get("images"):
         logits = m["features"]["logits"]
-        score = fid.inception_score(logits, splits=min(10, len(logits)))
+        score = fid.inception_score(logits, splits=min(fid.IS_SPLITS, len(logits)))
         result[f"inception_score_{name}"], result[f"inception_score_std_{name}"] = score
         log(f"Inception Score ({path}): {score[0]} +/- {score[1]}")
   return result
@@ -192,7 +228,8 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(prog="python -m ganjax.fid", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("path", nargs=2, metavar="PATH",
-                      help="a folder of images, an .npz of images or an .npz of statistics")
+                      help="a folder of images, an .npz of images, an .npz of statistics or a"
+                           " reference file")
   parser.add_argument("--weights", default=None, metavar="FILE",
                       help=f"the FID Inception weights ({fid.WEIGHTS_FILE})")
   parser.add_argument("--batch-size", type=int, default=200,
@@ -203,12 +240,16 @@ def main(argv=None) -> None:
   parser.add_argument("--kid", action="store_true", help="also the Kernel Inception Distance")
   parser.add_argument("--inception-score", action="store_true",
                       help="also the Inception Score of each PATH's images")
+  parser.add_argument("--prdc", action="store_true",
+                      help="also precision, recall, density and coverage of PATH_A (generated)"
+                           " against PATH_B (real)")
   args = parser.parse_args(argv)
   if args.batch_size < 1:
     parser.error(f"--batch-size {args.batch_size} must be at least 1")
   try:
     compute(args.path[0], args.path[1], weights=args.weights, batch_size=args.batch_size,
-            save_stats=args.save_stats, kid=args.kid, inception_score=args.inception_score)
+            save_stats=args.save_stats, kid=args.kid, inception_score=args.inception_score,
+            prdc=args.prdc)
   except GanjaxError as e:
     sys.exit(f"ganjax: error: {e}")
 

@@ -150,6 +150,18 @@ def test_inception_score_matches_the_definition(n, splits):
                              rtol=1e-10)
 
 
+def test_inception_score_splits_are_consecutive_chunks():
+  assert fid.split_sizes(50_000) == [5_000] * 10  # the standard protocol's splits
+  assert fid.split_sizes(103) == [10, 10, 10, 11, 10, 10, 11, 10, 10, 11]
+  logits = np.random.default_rng(15).standard_normal((50_000, 4)) * 2
+  scores, start = [], 0
+  for size in fid.split_sizes(50_000):
+    scores.append(fid.inception_score(logits[start:start + size], splits=1)[0])
+    start += size
+  np.testing.assert_allclose(fid.inception_score(logits), (np.mean(scores), np.std(scores)),
+                             rtol=1e-12)
+
+
 def test_inception_score_extremes():
   # The same prediction everywhere: p(y|x) = p(y), score 1.
   assert fid.inception_score(np.tile(np.arange(7.0), (40, 1)), 4) == pytest.approx((1.0, 0.0))
@@ -359,13 +371,16 @@ def test_image_metrics_composes_the_metrics():
 
 
 @pytest.fixture
-def tiny_network(monkeypatch):
+def tiny_network(monkeypatch, tmp_path):
   calls = []
 
   def load(weights=None, batch_size=200, mesh=None):
     calls.append(weights)
     return _tiny_extractor(weights, batch_size, mesh)
   monkeypatch.setattr(fid, "load_inception", load)
+  stand_in = tmp_path / "tiny.pth"  # the weights file is only hashed
+  stand_in.write_bytes(b"tiny network")
+  monkeypatch.setattr(fid, "resolve_weights", lambda path=None: str(path or stand_in))
   return calls
 
 
@@ -415,6 +430,49 @@ def test_cli_folders_npz_and_stats_agree(tmp_path, tiny_network, capsys):
   assert set(got) == {"fid", "kid", "kid_std", "inception_score_a", "inception_score_std_a",
                       "inception_score_b", "inception_score_std_b"}
   assert got["inception_score_a"] == got["inception_score_b"] > 1
+
+
+def test_cli_reads_a_cached_reference(tmp_path, tiny_network, monkeypatch, capsys):
+  """The reference files of `--reference <dataset>` serve FID, KID and precision/recall."""
+  from ganjax.data import bundled_mnist  # pylint: disable=g-import-not-at-top
+  from ganjax.evaluation import prdc, reference  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv(fid.CACHE_ENV, str(tmp_path / "cache"))
+  sha = fid.weights_sha256(fid.resolve_weights())
+  src = reference.source("bundled:mnist", split="test", image_size=32, channels=1, limit=60)
+  ref = reference.load(src, _tiny_extractor(batch_size=16), extractor_name="inception",
+                       weights_sha256=sha, log=lambda message: None)
+  fake = np.random.default_rng(14).integers(0, 256, (40, 32, 32, 1), dtype=np.uint8)
+  np.savez(tmp_path / "fake.npz", images=fake)
+  fake_pool = np.asarray(_tiny_fn(jnp.asarray(fake, jnp.float32) / 127.5 - 1)["pool"])
+
+  fid_cli.main([str(tmp_path / "fake.npz"), ref.path, "--kid", "--prdc"])
+  printed = capsys.readouterr().out
+  got = fid_cli.compute(str(tmp_path / "fake.npz"), ref.path, kid=True, prdc=True,
+                        log=lambda message: None)
+  want_fid = fid.frechet_distance(*fid.statistics(fake_pool), *fid.statistics(ref.features))
+  np.testing.assert_allclose(got["fid"], want_fid, rtol=1e-5)
+  assert f"FID: {got['fid']}" in printed and "precision: " in printed
+  np.testing.assert_allclose((got["kid"], got["kid_std"]),
+                             fid.kernel_inception_distance(fake_pool, ref.features), rtol=1e-4)
+  # 40 of each set: the 40 generated images, 40 of the 60 real ones.
+  keep = np.sort(np.random.default_rng(prdc.SUBSET_SEED).choice(60, 40, replace=False))
+  want = prdc.precision_recall_density_coverage(ref.features[keep], fake_pool)
+  for key, value in want.items():
+    assert got[key] == pytest.approx(value, abs=1e-6), key
+
+  # Features of other weights are not compared with it; statistics alone serve FID only.
+  other = tmp_path / "other.pth"
+  other.write_bytes(b"other weights")
+  with pytest.raises(SystemExit, match="measured with Inception weights of SHA-256"):
+    fid_cli.main([str(tmp_path / "fake.npz"), ref.path, "--weights", str(other)])
+  fid.save_stats(str(tmp_path / "stats.npz"), ref.mu, ref.sigma)
+  with pytest.raises(SystemExit, match="--prdc needs images .*stats.npz holds statistics only"):
+    fid_cli.main([str(tmp_path / "fake.npz"), str(tmp_path / "stats.npz"), "--prdc"])
+  # --save-stats records the weights' hash, which is then checked.
+  fid_cli.main(["--save-stats", str(tmp_path / "fake.npz"), str(tmp_path / "saved.npz"),
+                "--weights", str(other)])
+  with pytest.raises(SystemExit, match="measured with Inception weights of SHA-256"):
+    fid_cli.main([str(tmp_path / "saved.npz"), ref.path])
 
 
 def test_cli_mixed_image_sizes_match_one_at_a_time(tmp_path, tiny_network):
