@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# One prepared GPU check, under 8 minutes: device, versions, then ganjax against
-# PyTorch eager and torch.compile (images/s, side by side in one process) for
+# One prepared GPU check, under 8 minutes: device, versions and the resolved
+# backend (on a GPU: the stock Flax layers, the critic updates in a loop, XLA's
+# defaults), then ganjax against PyTorch eager and torch.compile (images/s, side
+# by side in one process) for
 #   DCGAN-64 at batch 128, WGAN-GP-64 at batch 64, CycleGAN-256 at batch 1 and 8,
-# in float32 and bfloat16, and the 2D ring with 8 seeds vmapped against 8 seeds
-# one after the other (target: at least 5x).
+# in float32 and bfloat16; in float32 also ganjax with ganjax/cpu_layers.py's
+# forms forced native (throughput.py --custom-convs: the phase form of the
+# transposed convolution) against the stock layers on the same device; and the
+# 2D ring with 8 seeds vmapped against 8 seeds one after the other (target: at
+# least 5x). Only in-memory data is used.
 #
 #   bash benchmarks/gpu_check.sh            # on the GPU machine
 #   bash benchmarks/gpu_check.sh --small    # a dry run on a CPU: tiny networks
@@ -33,6 +38,9 @@ fi
 python - <<'PY'
 import jax
 print("jax", jax.__version__, jax.default_backend(), jax.devices())
+from ganjax import backend
+print("CPU:", backend.cpu_info().describe())
+print("backend:", backend.resolve(jax.local_devices(), "gan").describe())
 try:
   import torch
   print("torch", torch.__version__, "cuda" if torch.cuda.is_available() else "cpu",
@@ -54,10 +62,11 @@ run() {  # run <seconds on the GPU> <name> <throughput.py args...>
 # the ResNet generator alone takes minutes of compiling on a small CPU.
 CYCLE_TORCH="--torch eager,compile"
 if [ -n "$SMALL" ]; then CYCLE_TORCH="--torch eager"; fi
-run 85 gan_float32 --cases dcgan64@128,wgan_gp64@64 --dtype float32
-run 115 cyclegan_float32 --cases cyclegan256@1,cyclegan256@8 --dtype float32 $CYCLE_TORCH
-run 75 gan_bfloat16 --cases dcgan64@128,wgan_gp64@64 --dtype bfloat16
-run 100 cyclegan_bfloat16 --cases cyclegan256@1,cyclegan256@8 --dtype bfloat16 $CYCLE_TORCH
+run 95 gan_float32 --cases dcgan64@128,wgan_gp64@64 --dtype float32 --custom-convs
+run 125 cyclegan_float32 --cases cyclegan256@1,cyclegan256@8 --dtype float32 --custom-convs \
+    $CYCLE_TORCH
+run 70 gan_bfloat16 --cases dcgan64@128,wgan_gp64@64 --dtype bfloat16
+run 85 cyclegan_bfloat16 --cases cyclegan256@1,cyclegan256@8 --dtype bfloat16 $CYCLE_TORCH
 
 echo "== 2D ring, 8 seeds vmapped against 8 seeds one after the other (limit ${RING_LIMIT}s; target: at least 5x)"
 timeout "$RING_LIMIT" python benchmarks/seeds_vmap.py --config experiments/toy_ring.py \

@@ -1,13 +1,20 @@
 """Images per second of ganjax's train steps, side by side with PyTorch, in one process.
 
-  python benchmarks/throughput.py [--cases dcgan32,dcgan64,wgan_gp,cgan,cyclegan128,cyclegan256]
+  python benchmarks/throughput.py [--cases dcgan32,cgan,wgan_gp,cyclegan128,dcgan_paper]
       [--torch eager,compile | none] [--dtype float32|bfloat16] [--small]
-      [--steps K] [--reps R] [--native-convs] [--xla-default] [--critic-loop] [--heap-off]
-      [--loop [--loop-steps N]]
-      [--json OUT]
+      [--steps K] [--reps R]
+      [--stock-layers] [--xla-default] [--critic-loop] [--heap-off] [--plain-flax]
+      [--custom-convs] [--loop [--loop-steps N]] [--json OUT]
 
-For each case, ganjax's jitted data-parallel step (parallel.data_parallel over
-all local devices, as train.py builds it) runs on in-memory random batches in
+For each case, ganjax's jitted data-parallel step runs as ganjax/train.py builds
+it: the backend resolved for the case's algorithm over all local devices
+(`backend.resolve(jax.local_devices(), config.algorithm)`, ganjax/backend.py:
+the convolution layers, the unrolling of critic updates and the compiler
+options) is handed to `train_step` and its compiler options to
+`parallel.data_parallel`. On the CPU the script first applies
+`backend.tune_host()`, as the command-line entry points do
+(GANJAX_HOST_TUNING=0 leaves glibc's and JAX's defaults, GANJAX_CPU_FORMS=0
+gives the stock backend). The step runs on in-memory random batches in
 [-1, 1] shaped as data.make_batches gives them ([n_critic, B, H, W, C]). It is
 compiled ahead of time once (the "compile" column: lowering, compilation and
 the first step), and then timed in R repetitions of K steps, ending each with
@@ -16,6 +23,13 @@ of the same networks, losses, optimizers and batch (benchmarks/torch_reference.p
 eager and torch.compile) is timed in the same repetitions, in rotating order,
 so load from other processes falls on all of them alike. Parameter counts of
 the two are checked to be equal first.
+
+The output starts with the CPU's model and ISA extensions
+(`backend.cpu_info()`), its core count (os.cpu_count() and the cores this
+process may run on), the JAX, jaxlib, Flax and PyTorch versions and the
+resolved backend (`Backend.describe()`); the JSON records the same. It ends
+with a summary table: per case ganjax's images per second, PyTorch eager's,
+their ratio, and each variant's speed as a ratio to ganjax's.
 
 Images per second = batch * steps / seconds, where a step is one generator
 iteration: for WGAN-GP (5 critic updates per generator update) that counts
@@ -31,6 +45,8 @@ torch.cuda.max_memory_allocated (per case).
 
 Cases (the experiment each one mirrors; `case@B` sets the global batch to B):
   dcgan32      experiments/gan.py: MNIST 32x32x1, width 32, batch 64
+  dcgan_paper  experiments/gan.py:cifar10: the DCGAN paper's network on CIFAR-like
+               32x32x3 images, width 64, batch 128
   dcgan64      experiments/gan.py:celeba64: 64x64x3, width 64, batch 128
   wgan_gp      experiments/wgan_gp.py: 32x32x1, width 32, LayerNorm critic, batch 64
   wgan_gp64    the same at 64x64x3, width 64, batch 64
@@ -38,34 +54,49 @@ Cases (the experiment each one mirrors; `case@B` sets the global batch to B):
   cyclegan128  experiments/cyclegan.py:horse2zebra at 128x128 with 6 blocks, batch 1
   cyclegan256  experiments/cyclegan.py:horse2zebra: 256x256, 9 blocks, batch 1
 
-The default cases are the issue's list (every case above but wgan_gp64); on a
-2-core CPU the 64x64 and 256x256 ones take minutes per repetition.
+The default cases are dcgan32, cgan, wgan_gp, cyclegan128 and dcgan_paper. The
+64x64 and 256x256 cases are sized for accelerators (benchmarks/gpu_check.sh
+runs them); on a 2-core CPU they take minutes per repetition.
+
+Variants: other ganjax steps, each timed in the same interleaved repetitions
+as ganjax's own, so that the effect of one platform choice is measured side
+by side. A variant whose backend equals the case's (--xla-default for
+CycleGAN, which has no options; --stock-layers on a GPU) is skipped with a note.
+
+  --stock-layers  (alias --native-convs) the backend with flax.linen's Conv and
+                  ConvTranspose in place of ganjax/cpu_layers.py's forms: the
+                  effect of those forms.
+  --xla-default   the backend without its compiler options (XLA's defaults):
+                  the effect of those options.
+  --critic-loop   unrolled_critic_updates=0: a step's n_critic > 1 critic
+                  updates as a `lax.scan` (of the backend's loop layers) instead
+                  of unrolled; cases with n_critic > 1 only. The effect of
+                  unrolling.
+  --heap-off      the same compiled step, run with glibc's defaults for large
+                  blocks (`backend.keep_in_heap(False)`): every step maps its
+                  temporaries anew and faults each page in. After each of its
+                  repetitions the heap settings go back and one untimed step
+                  grows the heap again, so that the other runners do not pay
+                  for the switch. Only on the CPU with the host tuning applied.
+  --plain-flax    `Backend(platform=...)`: stock layers, XLA's defaults and the
+                  critic updates in a loop, what a plain Flax implementation
+                  of the same step gets.
+  --custom-convs  `Layers(*cpu_layers.layers(Rules(forced="native")))` in place
+                  of the backend's layers (and loop layers): transposed
+                  convolutions by phases (a one-pixel input's as a matrix
+                  product), strided convolutions' input gradients by phases,
+                  every convolution otherwise native. On a
+                  GPU, whose backend has the stock layers, this compares the
+                  stock transposed convolution with the phase form on that
+                  device.
+
+Every runner's minor page faults per step are reported (resource.getrusage;
+the whole process's, which other threads add to).
 
 --dtype bfloat16 sets config.dtype (bfloat16 compute, float32 parameters and
 optimizer states) and runs PyTorch under autocast to bfloat16 with float32
 parameters. On a CPU without bfloat16 matrix units both are slower than in
 float32: the flag is for GPUs and TPUs, and measures the CPU honestly.
-
---native-convs also times ganjax with every convolution native
-(layers.conv_form("native"), as before the CPU's matrix-product forms), in the
-same interleaved repetitions: the effect of those forms, side by side.
-
---xla-default also times ganjax's step compiled without its algorithm's XLA
-options (`compiler_options(config)`, ganjax/xla_defaults.py), i.e. with XLA's
-defaults, in the same interleaved repetitions: the effect of those options.
-
---critic-loop also times the step with its n_critic > 1 critic updates as a
-loop (the `lax.scan` of `layers.loop_body()` convolutions that longer runs
-get) instead of unrolled (gan.unroll_critic), in the same interleaved
-repetitions: the effect of unrolling.
-
---heap-off also times the same compiled ganjax step with glibc's defaults for
-large blocks restored while it runs (ganjax/host_heap.py), in the same
-interleaved repetitions: then every step maps its temporaries anew and faults
-each page in. After each of its repetitions one untimed step grows the heap
-back, so that ganjax's own repetitions do not pay for the switch. Every
-runner's minor page faults per step are reported (resource.getrusage; the
-whole process's, which other threads add to).
 
 --small shrinks every network (widths 4, CycleGAN 1 block), the batches (16;
 CycleGAN at most 2) and the repetitions, to test this script on a CPU.
@@ -79,6 +110,7 @@ steps. Target: within 10%.
 """
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import importlib.util
@@ -99,13 +131,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ganjax import algorithms, host_heap, parallel, train  # noqa: E402
-from ganjax.algorithms import gan  # noqa: E402
-from ganjax.models import layers  # noqa: E402
+from ganjax import algorithms, backend as backends, cpu_layers, parallel, train  # noqa: E402
+from ganjax.models import STOCK, Layers  # noqa: E402
 
 CASES = {
     # name: (experiment file, preset, overrides)
     "dcgan32": ("gan.py", None, {}),
+    "dcgan_paper": ("gan.py", "cifar10", {}),
     "dcgan64": ("gan.py", "celeba64", {}),
     "wgan_gp": ("wgan_gp.py", None, {}),
     "wgan_gp64": ("wgan_gp.py", None, {"image_size": 64, "channels": 3, "g_width": 64,
@@ -116,12 +148,36 @@ CASES = {
     "cyclegan256": ("cyclegan.py", "horse2zebra", {}),
 }
 SMALL = {"g_width": 4, "d_width": 4, "num_blocks": 1}
-VARIANTS = {  # other ganjax steps timed alongside (--native-convs, --xla-default, ...)
-    "ganjax_native": "native convolutions",
-    "ganjax_xla_default": "XLA's default options",
-    "ganjax_critic_loop": "the critic updates as a loop",
-    "ganjax_heap_off": "temporaries mapped anew each step",
+DEFAULT_CASES = "dcgan32,cgan,wgan_gp,cyclegan128,dcgan_paper"
+VARIANTS = {  # other ganjax steps timed alongside: key -> (flag, what it is)
+    "ganjax_stock_layers": ("--stock-layers", "stock Flax layers"),
+    "ganjax_xla_default": ("--xla-default", "XLA's default options"),
+    "ganjax_critic_loop": ("--critic-loop", "the critic updates as a loop"),
+    "ganjax_heap_off": ("--heap-off", "temporaries mapped anew each step"),
+    "ganjax_plain_flax": ("--plain-flax", "stock layers, XLA defaults, critic loop"),
+    "ganjax_custom_convs": ("--custom-convs", "cpu_layers forced native"),
 }
+
+
+def variant_backend(key: str, backend: backends.Backend) -> backends.Backend:
+  """The backend of variant `key` of a case whose own backend is `backend`."""
+  if key == "ganjax_stock_layers":
+    return dataclasses.replace(backend, layers=STOCK, loop_layers=STOCK)
+  if key == "ganjax_xla_default":
+    return dataclasses.replace(backend, compiler_options=())
+  if key == "ganjax_critic_loop":
+    return dataclasses.replace(backend, unrolled_critic_updates=0)
+  if key == "ganjax_plain_flax":
+    return backends.Backend(platform=backend.platform, cpu=backend.cpu)
+  if key == "ganjax_custom_convs":
+    custom = Layers(*cpu_layers.layers(cpu_layers.Rules(forced="native")))
+    return dataclasses.replace(backend, layers=custom, loop_layers=custom)
+  raise KeyError(key)
+
+
+def same_step(a: backends.Backend, b: backends.Backend) -> bool:
+  """Whether two backends build the same step (the CPU description aside)."""
+  return dataclasses.replace(a, cpu=None) == dataclasses.replace(b, cpu=None)
 
 
 def load_config(name: str, small: bool, batch: int | None):
@@ -142,6 +198,7 @@ def load_config(name: str, small: bool, batch: int | None):
 
 
 def cores() -> int:
+  """The cores this process may run on (its affinity mask), else os.cpu_count()."""
   try:
     return len(os.sched_getaffinity(0))
   except AttributeError:
@@ -169,25 +226,32 @@ def random_batch(config, n_critic: int, rng: np.random.Generator):
   return batch
 
 
-class GanjaxRunner:
-  """The jitted data-parallel train step of `config` on in-memory batches."""
+def initial_state(config):
+  """The host copy of a fresh state of `config` (stock layers: every backend's layers
+  have the same parameters), as train.py initialises it."""
+  algorithm = algorithms.get(config.algorithm)
+  algorithm.validate(config)
+  state = jax.jit(functools.partial(algorithm.init, config))(
+      jax.random.PRNGKey(0), train.example_batch(config))
+  return jax.device_get(state)
 
-  def __init__(self, config, host_batches, compiler_options=None):
-    """`compiler_options` None: the algorithm's own (what train.py compiles)."""
+
+class GanjaxRunner:
+  """The jitted data-parallel train step of `config` under `backend`, on in-memory
+  batches, over all local devices: what train.py compiles."""
+
+  def __init__(self, config, host_state, host_batches, backend: backends.Backend):
     self.config = config
+    self.backend = backend
     algorithm = algorithms.get(config.algorithm)
-    if compiler_options is None:
-      compiler_options = algorithm.compiler_options(config)
-    algorithm.validate(config)
     mesh = parallel.make_mesh(jax.local_devices())
     parallel.per_device_batch_size(config.batch_size, mesh)
-    state = jax.jit(functools.partial(algorithm.init, config))(
-        jax.random.PRNGKey(0), train.example_batch(config))
-    self.params = {k: train.count_params(v) for k, v in state.params.items()}
-    self.state = parallel.replicate(jax.device_get(state), mesh)
+    self.params = {k: train.count_params(v) for k, v in host_state.params.items()}
+    self.state = parallel.replicate(host_state, mesh)  # a copy of its own: the step donates it
     self.batches = [parallel.shard_batch(b, mesh, batch_axis=1) for b in host_batches]
-    step = parallel.data_parallel(functools.partial(algorithm.train_step, config), mesh,
-                                  batch_axis=1, compiler_options=compiler_options)
+    step = parallel.data_parallel(
+        functools.partial(algorithm.train_step, config, backend=backend), mesh,
+        batch_axis=1, compiler_options=backend.jit_options())
     t0 = time.perf_counter()
     compiled = step.lower(self.state, self.batches[0]).compile()
     self.memory = xla_memory_mib(compiled)
@@ -208,19 +272,20 @@ class GanjaxRunner:
 
 
 class HeapOffRunner:
-  """A GanjaxRunner's step, run with glibc's defaults for large blocks (host_heap.py)."""
+  """A GanjaxRunner's step, run with glibc's defaults for large blocks
+  (`backend.keep_in_heap(False)`); the host tuning's settings go back afterwards."""
 
   def __init__(self, runner):
     self.runner = runner
     self.compile_s = 0.0
 
   def run(self, k: int) -> float:
-    host_heap.keep_in_heap(False)
+    backends.keep_in_heap(False)
     try:
       return self.runner.run(k)
     finally:
-      host_heap.keep_in_heap(host_heap.enabled())
-      self.runner.run(1)  # untimed: the heap grows back before ganjax's own timed steps
+      backends.keep_in_heap(True)
+      self.runner.run(1)  # untimed: the heap grows back before the other runners' steps
 
 
 def xla_memory_mib(compiled):
@@ -319,45 +384,58 @@ def first_line(e: Exception) -> str:
   return text[0][:160] if text else type(e).__name__
 
 
-def bench_case(name: str, args) -> dict:
+def bench_case(name: str, args, tuned: dict) -> dict:
   case, _, batch = name.partition("@")
   config = load_config(case, args.small, int(batch) if batch else None)
+  config.dtype = args.dtype
   n_critic = config.get("n_critic", 1)
   rng = np.random.default_rng(0)
   host_batches = [random_batch(config, n_critic, rng) for _ in range(2)]
+  backend = backends.resolve(jax.local_devices(), config.algorithm)
   row = {"case": name, "algorithm": config.algorithm, "batch": config.batch_size,
          "image_size": config.image_size, "channels": config.channels,
-         "n_critic": n_critic, "dtype": args.dtype, "notes": []}
+         "n_critic": n_critic, "dtype": args.dtype, "backend": backend.describe(),
+         "unrolled": backend.unroll_critic(n_critic), "notes": []}
   print(f"[{name}] {config.algorithm} {config.image_size}x{config.image_size}x"
         f"{config.channels}, batch {config.batch_size}, n_critic {n_critic}", flush=True)
+  critic = ("one critic update" if n_critic == 1 else
+            f"critic updates {'unrolled' if row['unrolled'] else 'in a loop'}")
+  print(f"  backend: {backend.describe()}; {critic}", flush=True)
 
   runners = {}
-  config.dtype = args.dtype
-  ganjax_runner = GanjaxRunner(config, host_batches)
+  host_state = initial_state(config)
+  ganjax_runner = GanjaxRunner(config, host_state, host_batches, backend)
   runners["ganjax"] = ganjax_runner
   params = ganjax_runner.params
   row.update(params=params, ganjax_compile_s=ganjax_runner.compile_s,
              ganjax_xla_memory_mib=ganjax_runner.memory)
   print(f"  ganjax: compiled and ran the first step in {ganjax_runner.compile_s:.1f}s",
         flush=True)
-  if args.native_convs:
-    with layers.conv_form("native"):  # compiled here, so the form sticks to this runner
-      runners["ganjax_native"] = GanjaxRunner(config, host_batches)
-  if args.xla_default:
-    runners["ganjax_xla_default"] = GanjaxRunner(config, host_batches, compiler_options={})
-  if args.critic_loop and n_critic > 1:
-    unrolled = gan.UNROLLED_CRITIC_UPDATES
-    gan.UNROLLED_CRITIC_UPDATES = 1  # read when the step is traced, in the constructor
-    try:
-      runners["ganjax_critic_loop"] = GanjaxRunner(config, host_batches)
-    finally:
-      gan.UNROLLED_CRITIC_UPDATES = unrolled
-  if args.heap_off:
-    runners["ganjax_heap_off"] = HeapOffRunner(ganjax_runner)
-  for k in VARIANTS:
-    if k in runners:
-      print(f"  ganjax, {VARIANTS[k]}: compiled and ran the first step in"
-            f" {runners[k].compile_s:.1f}s", flush=True)
+
+  def skip(key, why):
+    row["notes"].append(f"{key}: not timed ({why})")
+    print(f"  ganjax, {VARIANTS[key][1]}: not timed ({why})", flush=True)
+
+  for key in args.variants:
+    if key == "ganjax_heap_off":
+      if backend.platform != "cpu" or not tuned.get("mallopt"):
+        skip(key, "the host tuning is not applied" if backend.platform == "cpu"
+             else "the heap settings concern the CPU only")
+      else:
+        runners[key] = HeapOffRunner(ganjax_runner)
+      continue
+    if key == "ganjax_critic_loop" and n_critic <= 1:
+      skip(key, "one critic update per step")
+      continue
+    variant = variant_backend(key, backend)
+    if same_step(variant, backend):
+      skip(key, "the same step as ganjax's on this platform")
+      continue
+    runners[key] = GanjaxRunner(config, host_state, host_batches, variant)
+    row[f"{key}_backend"] = variant.describe()
+    row[f"{key}_compile_s"] = runners[key].compile_s
+    print(f"  ganjax, {VARIANTS[key][1]}: compiled and ran the first step in"
+          f" {runners[key].compile_s:.1f}s", flush=True)
   for mode in args.torch:
     try:
       runner = TorchRunner(config, host_batches, mode, args.dtype, params)
@@ -405,6 +483,9 @@ def bench_case(name: str, args) -> dict:
     for k in VARIANTS:
       if row.get(k) and row.get(f"torch_{mode}"):
         row[f"{k}_ratio_{mode}"] = row[k] / row[f"torch_{mode}"]
+  for k in VARIANTS:
+    if row.get(k) and row.get("ganjax"):
+      row[f"{k}_over_ganjax"] = row[k] / row["ganjax"]
   row["host_peak_rss_mib"] = rss_mib()
   if jax.default_backend() != "cpu":
     row["ganjax_device_peak_mib"] = device_peak_mib()
@@ -413,8 +494,8 @@ def bench_case(name: str, args) -> dict:
   line = ", ".join(f"{k} {row[k]:.1f} img/s" for k in times if row.get(k))
   print(f"  {line}" + "".join(f", ganjax/{m} {row[f'ratio_{m}']:.2f}x"
                               for m in args.torch if row.get(f"ratio_{m}"))
-        + "".join(f", {k}/{m} {row[f'{k}_ratio_{m}']:.2f}x"
-                  for k in VARIANTS for m in args.torch if row.get(f"{k}_ratio_{m}")),
+        + "".join(f", {k}/ganjax {row[f'{k}_over_ganjax']:.2f}x"
+                  for k in VARIANTS if row.get(f"{k}_over_ganjax")),
         flush=True)
   print("  minor page faults per step: " + ", ".join(
       f"{k} {row[f'{k}_faults_per_step']:.0f}" for k in times if f"{k}_faults_per_step" in row),
@@ -458,7 +539,9 @@ def bench_loop(args) -> dict:
   loop_s = end - marks["first_step_done"]
 
   rng = np.random.default_rng(1)
-  runner = GanjaxRunner(config, [random_batch(config, 1, rng) for _ in range(2)])
+  runner = GanjaxRunner(config, initial_state(config),
+                        [random_batch(config, 1, rng) for _ in range(2)],
+                        backends.resolve(jax.local_devices(), config.algorithm))
   bare_s = runner.run(n - 1)
   row = {"case": "loop", "experiment": "experiments/gan.py", "steps": n,
          "log_every": config.log_every, "sample_every": config.sample_every,
@@ -475,7 +558,12 @@ def fmt(x, spec=".4g"):
   return "n/a" if x is None else format(x, spec)
 
 
+def ratio(x) -> str:
+  return fmt(x, ".2f") + ("x" if x else "")
+
+
 def print_table(rows, modes):
+  """Every figure of every case."""
   head = ["case", "batch", "ganjax img/s"] + [f"torch {m}" for m in modes]
   head += [f"ganjax/{m}" for m in modes] + ["ganjax compile s", "XLA MiB", "RSS MiB"]
   variants = [k for k in VARIANTS if any(r.get(k) for r in rows)]
@@ -488,52 +576,94 @@ def print_table(rows, modes):
       continue
     cells = [r["case"], str(r["batch"]), fmt(r.get("ganjax"))]
     cells += [fmt(r.get(f"torch_{m}")) for m in modes]
-    cells += [fmt(r.get(f"ratio_{m}"), ".2f") + ("x" if r.get(f"ratio_{m}") else "")
-              for m in modes]
+    cells += [ratio(r.get(f"ratio_{m}")) for m in modes]
     cells += [fmt(r.get("ganjax_compile_s"), ".1f"), fmt(r.get("ganjax_xla_memory_mib"), ".0f"),
               fmt(r.get("host_peak_rss_mib"), ".0f")]
     for k in variants:
-      cells += [fmt(r.get(k))]
-      cells += [fmt(r.get(f"{k}_ratio_{m}"), ".2f") + ("x" if r.get(f"{k}_ratio_{m}") else "")
-                for m in modes]
+      cells += [fmt(r.get(k))] + [ratio(r.get(f"{k}_ratio_{m}")) for m in modes]
     print("| " + " | ".join(cells) + " |")
   for r in rows:
     for note in r.get("notes", []):
       print(f"  note ({r['case']}): {note}")
 
 
-def environment() -> dict:
-  env = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-         "jax": jax.__version__, "backend": jax.default_backend(),
-         "device": jax.local_devices()[0].device_kind, "devices": jax.local_device_count(),
-         "cores": cores(), "python": platform.python_version(),
-         "loadavg_start": os.getloadavg()}
+def print_summary(rows, modes):
+  """Per case: ganjax, PyTorch (eager first), their ratios, and each variant / ganjax."""
+  modes = sorted(modes, key=lambda m: m != "eager")
+  variants = [k for k in VARIANTS if any(r.get(k) for r in rows)]
+  head = ["case", "ganjax img/s"]
+  for m in modes:
+    head += [f"torch {m} img/s", f"ganjax/{m}"]
+  head += [f"{k.removeprefix('ganjax_')}/ganjax" for k in variants]
+  print("\nSummary (medians; a variant's ratio below 1 means it is slower than ganjax's step):")
+  print("| " + " | ".join(head) + " |")
+  print("|" + "---|" * len(head))
+  for r in rows:
+    if r["case"] == "loop":
+      continue
+    cells = [r["case"], fmt(r.get("ganjax"))]
+    for m in modes:
+      cells += [fmt(r.get(f"torch_{m}")), ratio(r.get(f"ratio_{m}"))]
+    cells += [ratio(r.get(f"{k}_over_ganjax")) for k in variants]
+    print("| " + " | ".join(cells) + " |")
+  for k in variants:
+    print(f"  {k.removeprefix('ganjax_')}: {VARIANTS[k][1]} ({VARIANTS[k][0]})")
+
+
+def versions() -> dict:
+  import flax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  found = {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+           "python": platform.python_version()}
   try:
     import torch  # pylint: disable=g-import-not-at-top
-    env["torch"] = torch.__version__
-    env["torch_threads"] = torch.get_num_threads()
+    found["torch"] = torch.__version__
   except ImportError:
-    env["torch"] = None
+    found["torch"] = None
+  return found
+
+
+def environment(tuned: dict) -> dict:
+  info = backends.cpu_info()
+  env = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+         "cpu": info.describe(), "cpu_model": info.model, "cpu_machine": info.machine,
+         "cpu_isa": sorted(info.features & set(backends.ISA_SHOWN)),
+         "cpu_count": os.cpu_count(), "cores": cores(), **versions(),
+         "platform": jax.default_backend(), "device": jax.local_devices()[0].device_kind,
+         "devices": jax.local_device_count(),
+         "backend": backends.resolve(jax.local_devices(), "gan").describe(),
+         "backend_cyclegan": backends.resolve(jax.local_devices(), "cyclegan").describe(),
+         "host_tuning": tuned, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+         "loadavg_start": os.getloadavg()}
+  if env["torch"]:
+    import torch  # pylint: disable=g-import-not-at-top
+    env["torch_threads"] = torch.get_num_threads()
   return env
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--cases", default="dcgan32,dcgan64,wgan_gp,cgan,cyclegan128,cyclegan256")
+  parser.add_argument("--cases", default=DEFAULT_CASES)
   parser.add_argument("--torch", default="eager,compile",
                       help="comma-separated: eager, compile; or none")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--small", action="store_true")
   parser.add_argument("--steps", type=int, default=None, help="steps per repetition")
   parser.add_argument("--reps", type=int, default=None, help="timed repetitions")
-  parser.add_argument("--native-convs", action="store_true",
-                      help="also time ganjax with native convolutions only")
+  parser.add_argument("--stock-layers", "--native-convs", dest="stock_layers",
+                      action="store_true", help="also time ganjax with the stock Flax layers")
   parser.add_argument("--xla-default", action="store_true",
-                      help="also time ganjax without its algorithm's XLA options")
+                      help="also time ganjax without the backend's compiler options")
   parser.add_argument("--critic-loop", action="store_true",
                       help="also time the critic updates as a loop (n_critic > 1)")
   parser.add_argument("--heap-off", action="store_true",
                       help="also time the step with its temporaries mapped anew each step")
+  parser.add_argument("--plain-flax", action="store_true",
+                      help="also time the step as plain Flax gets it: stock layers, XLA's"
+                           " defaults, the critic updates in a loop")
+  parser.add_argument("--custom-convs", action="store_true",
+                      help="also time ganjax with cpu_layers' forms forced native (on a GPU:"
+                           " the phase form of the transposed convolution against the stock one)")
   parser.add_argument("--loop", action="store_true")
   parser.add_argument("--loop-steps", type=int, default=None)
   parser.add_argument("--json", default=None)
@@ -542,6 +672,8 @@ def main():
   for m in args.torch:
     if m not in ("eager", "compile"):
       parser.error(f"--torch {m}: use eager, compile or none")
+  args.variants = [k for k, (flag, _) in VARIANTS.items()
+                   if getattr(args, flag[2:].replace("-", "_"))]
   args.steps = args.steps or (2 if args.small else 5)
   args.reps = args.reps or (2 if args.small else 5)
   args.loop_steps = args.loop_steps or (30 if args.small else 500)
@@ -550,18 +682,28 @@ def main():
     if c.partition("@")[0] not in CASES:
       parser.error(f"unknown case {c!r}; cases: {', '.join(CASES)} (case@batch sets the batch)")
 
+  # What the entry points do before their first computation on the CPU.
+  tuned = backends.tune_host_if_cpu(jax.local_devices())
   if args.torch:
     import torch  # pylint: disable=g-import-not-at-top
     torch.set_num_threads(cores())
-  env = environment()
-  print(f"{env['date']}: JAX {env['jax']} on {env['devices']} {env['device']}"
-        f" ({env['backend']}), PyTorch {env.get('torch')}, {env['cores']} cores,"
+  env = environment(tuned)
+  print(f"{env['date']}: {env['devices']} x {env['device']} ({env['platform']}),"
         f" load average {env['loadavg_start']}", flush=True)
-  rows = [bench_case(c, args) for c in cases]
+  print(f"CPU: {env['cpu']}; os.cpu_count() {env['cpu_count']}, {env['cores']} usable by this"
+        f" process", flush=True)
+  print(f"JAX {env['jax']}, jaxlib {env['jaxlib']}, Flax {env['flax']}, PyTorch {env['torch']},"
+        f" Python {env['python']}; XLA_FLAGS={env['xla_flags']!r}", flush=True)
+  print(f"backend (GAN family): {env['backend']}", flush=True)
+  if env["backend_cyclegan"] != env["backend"]:
+    print(f"backend (CycleGAN): {env['backend_cyclegan']}", flush=True)
+  print(f"host tuning: {tuned or 'none'}", flush=True)
+  rows = [bench_case(c, args, tuned) for c in cases]
   if args.loop:
     rows.append(bench_loop(args))
   env["loadavg_end"] = os.getloadavg()
   print_table(rows, args.torch)
+  print_summary(rows, args.torch)
   print(f"load average at the end: {env['loadavg_end']}; steps per repetition {args.steps},"
         f" repetitions {args.reps} (median)")
   if args.json:
