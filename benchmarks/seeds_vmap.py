@@ -10,7 +10,10 @@ side runs seed s for `--steps` steps, then seed s+1, ...; the vmapped side
 runs `--steps` steps of all seeds at once. Each side is compiled first (its
 compile time is printed) and timed over `--reps` repetitions interleaved;
 the median is reported. The ratio (sequential time / vmapped time) is the
-speed-up of training N seeds together.
+speed-up of training N seeds together. Both steps are built as
+ganjax/train.py builds them, with the backend resolved for the run's algorithm
+on its devices (ganjax/backend.py: layers, critic unrolling, compiler
+options); on the CPU the entry points' host tuning is applied first.
 """
 
 import argparse
@@ -24,9 +27,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
-from ganjax import algorithms, data, parallel, seeds, train  # noqa: E402
+from ganjax import algorithms, backend as backends, data, parallel, seeds, train  # noqa: E402
 
 
 def load_config(spec: str):
@@ -58,22 +60,25 @@ def main(argv=None) -> None:
     config.dtype = args.dtype
   algorithm = algorithms.get(config.algorithm)
   mesh = parallel.make_mesh()
+  backends.tune_host_if_cpu(mesh.devices.flat)
+  backend = backends.resolve(mesh.devices.flat, config.algorithm)
   example = train.example_batch(config)
   print(f"devices: {mesh.size} x {jax.devices()[0].device_kind}; jax {jax.__version__};"
-        f" {args.config}, {args.seeds} seeds, {args.steps} steps, batch {config.batch_size}")
+        f" {args.config}, {args.seeds} seeds, {args.steps} steps, batch {config.batch_size};"
+        f" backend {backend.describe()}")
 
   # Vmapped: one state with a leading seed axis, one step for all seeds.
   multi_step = parallel.data_parallel(
-      jax.vmap(functools.partial(algorithm.train_step, config)), mesh, batch_axis=2,
-      compiler_options=algorithm.compiler_options(config))
+      jax.vmap(functools.partial(algorithm.train_step, config, backend=backend)), mesh,
+      batch_axis=2, compiler_options=backend.jit_options())
   multi_batches = [parallel.shard_batch(b, mesh, 2) for b in seeds.stack_batches(
       [batches(seeds.replica_config(config, i), args.steps, algorithm)
        for i in range(args.seeds)])]
   # Sequential: each seed's own state and step.
   one = [seeds.replica_config(config, i) for i in range(args.seeds)]
-  one_step = parallel.data_parallel(functools.partial(algorithm.train_step, one[0]), mesh,
-                                    batch_axis=1,
-                                    compiler_options=algorithm.compiler_options(one[0]))
+  one_step = parallel.data_parallel(
+      functools.partial(algorithm.train_step, one[0], backend=backend), mesh, batch_axis=1,
+      compiler_options=backend.jit_options())
   one_batches = [[parallel.shard_batch(b, mesh, 1) for b in batches(c, args.steps, algorithm)]
                  for c in one]
 
