@@ -34,7 +34,12 @@ import ml_collections
 
 from ganjax import configs
 
-PRESETS = ("cifar10", "wgan_gp", "projection")
+# Each preset with one line for python -m ganjax experiments (which shows the default too).
+PRESETS = {
+    "cifar10": "CIFAR-10 32x32x3 at width 64, batch 128 (presets combine: cifar10,wgan_gp)",
+    "wgan_gp": "the WGAN-GP objective (penalty 10, LayerNorm critic, 5 critic updates)",
+    "projection": "the projection discriminator (Miyato and Koyama 2018)",
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -35,6 +35,17 @@ import ml_collections
 
 from ganjax import configs
 
+# Each preset with one line for python -m ganjax experiments (which shows the default too);
+# a name with <...> stands for a family of presets.
+PRESETS = {
+    "horse2zebra": "horse2zebra at the paper's setting (256x256 crops, 9 blocks, batch 1,"
+                   " 200 epochs)",
+    "tfds:<pair>": "a tensorflow-datasets cycle_gan pair at the paper's setting, e.g."
+                   " tfds:cycle_gan/monet2photo",
+    "folder:<path>": "your images in <path>/trainA and <path>/trainB (and testA, testB), at"
+                     " the paper's setting",
+}
+
 # Training images per domain A (the epoch length of the paper's schedule).
 EPOCH_STEPS = {"horse2zebra": 1334}
 

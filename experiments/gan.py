@@ -27,7 +27,11 @@ import ml_collections
 
 from ganjax import configs
 
-PRESETS = ("cifar10", "celeba64")
+# Each preset with one line for python -m ganjax experiments (which shows the default too).
+PRESETS = {
+    "cifar10": "CIFAR-10 at the paper's width (64) and batch (128)",
+    "celeba64": "CelebA centre-cropped to 64x64: the classic DCGAN setting",
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -45,7 +45,11 @@ import ml_collections
 
 from ganjax import configs
 
-PRESETS = ("paper", "cifar10")
+# Each preset with one line for python -m ganjax experiments (which shows the default too).
+PRESETS = {
+    "paper": "the paper's critic: spectral normalisation alone, no LayerNorm",
+    "cifar10": "CIFAR-10 with the paper's critic at the paper's width (64 to 512 channels)",
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -40,6 +40,11 @@ import ml_collections
 
 from ganjax import configs
 
+# Each preset with one line for python -m ganjax experiments (which shows the default too).
+PRESETS = {
+    "wgan_gp": "WGAN-GP as toy_ring's, with penalty 1.0",
+}
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return configs.toy_mixture("grid", arg)

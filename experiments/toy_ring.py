@@ -48,6 +48,12 @@ import ml_collections
 
 from ganjax import configs
 
+# Each preset with one line for python -m ganjax experiments (which shows the default too).
+PRESETS = {
+    "wgan_gp": "WGAN-GP in its authors' toy setting (penalty 0.1, no BatchNorm, 5 critic"
+               " updates)",
+}
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return configs.toy_mixture("ring", arg)

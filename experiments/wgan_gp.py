@@ -20,7 +20,10 @@ import ml_collections
 
 from ganjax import configs
 
-PRESETS = ("cifar10",)
+# Each preset with one line for python -m ganjax experiments (which shows the default too).
+PRESETS = {
+    "cifar10": "CIFAR-10 32x32x3 at width 64",
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
