@@ -17,7 +17,8 @@ import pytest
 from absl import flags
 from PIL import Image
 
-from ganjax import data, main
+from ganjax import cli, data
+from ganjax.cli import train_cmd as main
 from tests.helpers import experiment_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +46,15 @@ def run_main(*args) -> tuple[int, str]:
     return (1, e.code) if isinstance(e.code, str) else (e.code, "")
   finally:
     sys.argv = saved_argv
+  return 0, ""
+
+
+def run_command(name, *args) -> tuple[int, str]:
+  """`python -m ganjax <name> *args` in this process: (exit status, message)."""
+  try:
+    cli.entry(name)(list(args))
+  except SystemExit as e:
+    return (1, e.code) if isinstance(e.code, str) else (e.code, "")
   return 0, ""
 
 
@@ -102,6 +112,8 @@ def assert_one_line(status, message, expected):
     (["--config.dataset=imagenet"], "dataset='imagenet' is not a dataset spec; use bundled:mnist"),
     (["--config.image_size=48"], "image_size=48 cannot be built by DCGAN"),
     (["--config.n_critic=0"], "n_critic=0 must be at least 1"),
+    (["--workdr=x"], "python -m ganjax train has no flag --workdr; did you mean --workdir?"),
+    (["extra"], "unexpected arguments extra; the train command takes flags only"),
     (["--config.d_norm=batch", "--config.algorithm=wgan_gp", "--config.loss=wasserstein",
       "--config.gp_weight=10"], "d_norm='batch' with gp_weight=10.0: the gradient penalty"),
     # The same experiment and workdir, but a wider network: the checkpoint would not fit.
@@ -159,6 +171,31 @@ def test_an_unknown_tfds_dataset_writes_nothing(tmp_path):
                              "--config.dataset=tfds:not_a_dataset_xyz")
   assert_one_line(status, message, "tensorflow-datasets has no dataset 'not_a_dataset_xyz'")
   assert not workdir.exists()
+
+
+@pytest.mark.parametrize("command,args,expected", [
+    ("evaluate", ["--checkpoint", "7"], "no checkpoint at step 7 in "),
+    ("sample", ["--num", "2", "--output", "OUT/x.npz", "--checkpoint", "best"],
+     "--checkpoint best: "),
+    ("sample", ["--num", "2", "--output", "OUT/x.npz", "--checkpoint", "bset"],
+     "argument --checkpoint: 'bset' is not a checkpoint; give a saved step (e.g. 2000), 'best'"
+     " or 'newest'"),
+    ("translate", ["--input", "OUT/in.png", "--output", "OUT/out", "--checkpoint", "best"],
+     "--checkpoint best: "),
+    ("sample", ["--num", "2", "--out", "OUT/x.npz"], "has no flag --out; did you mean --output?"),
+])
+def test_other_commands_name_a_bad_checkpoint_or_flag(existing, tmp_path, command, args,
+                                                     expected):
+  Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+  args = [a.replace("OUT", str(tmp_path)) for a in args]
+  status, message = run_command(command, "--workdir", existing, *args)
+  assert_one_line(status, message, expected)
+  if "step 7" in expected:
+    assert message.endswith("saved steps: [2]"), message  # the steps to choose from
+  if expected == "--checkpoint best: ":  # the run evaluates every 1,000 steps, has trained 2
+    assert message.endswith("has kept no best checkpoint yet (one is kept at each evaluation,"
+                            " every eval_every steps); give a step or 'newest'"), message
+  assert sorted(os.listdir(tmp_path)) == ["gan", "in.png"]  # nothing written
 
 
 def image_folder(root, images=3):

@@ -14,7 +14,7 @@ from PIL import Image
 from ganjax import data, losses, parallel, train
 from ganjax.algorithms import cyclegan
 from ganjax.errors import GanjaxError
-from ganjax.translate import translate_files
+from ganjax.cli.translate_cmd import translate_files
 from tests.helpers import experiment_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -180,7 +180,7 @@ def test_trains_resumes_and_translates(tmp_path):
   assert np.asarray(Image.open(written[0])).shape == (32, 32, 3)
   assert np.asarray(Image.open(written[1])).shape == (32, 44, 3)  # resized to divide by 4
   # The translation is the generator's output on the input.
-  _, state, _ = __import__("ganjax.translate").translate.load_run(workdir)
+  _, state, _ = __import__("ganjax.cli.translate_cmd").cli.translate_cmd.load_run(workdir)
   x = np.asarray(Image.open(inputs / "one.png"), np.float32)[None] / 127.5 - 1
   y = np.asarray(cyclegan.translate(tiny(num_train_steps=3), state, x, "BtoA"))[0]
   np.testing.assert_allclose(np.asarray(Image.open(written[0]), np.float32),
@@ -192,14 +192,14 @@ def test_trains_resumes_and_translates(tmp_path):
 
   # The command line, as a user runs it.
   result = subprocess.run(
-      [sys.executable, "-m", "ganjax.translate", "--workdir", workdir, "--input",
+      [sys.executable, "-m", "ganjax", "translate", "--workdir", workdir, "--input",
        str(inputs / "two.jpg"), "--output", str(tmp_path / "cli")],
       capture_output=True, text=True, cwd=ROOT, check=False)
   assert result.returncode == 0, result.stderr
   assert "resized from 45x30 to 44x32" in result.stdout
   assert (tmp_path / "cli" / "two.png").exists()
   result = subprocess.run(
-      [sys.executable, "-m", "ganjax.translate", "--workdir", str(tmp_path), "--input",
+      [sys.executable, "-m", "ganjax", "translate", "--workdir", str(tmp_path), "--input",
        str(inputs), "--output", str(tmp_path / "x")],
       capture_output=True, text=True, cwd=ROOT, check=False)
   assert result.returncode == 1

@@ -1,4 +1,4 @@
-"""ganjax.evaluate, ganjax.sample and evaluation during training (evaluation/suite.py)."""
+"""python -m ganjax evaluate and sample, and evaluation during training (evaluation/suite.py)."""
 
 import json
 import os
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganjax import data, evaluate, sample, train
+from ganjax import data, train
+from ganjax.cli import evaluate_cmd as evaluate, sample_cmd as sample
 from ganjax.errors import GanjaxError
 from ganjax.evaluation import prdc, suite, toy
 from tests.helpers import experiment_config, tiny_config
@@ -22,7 +23,7 @@ TINY_POINTS = dict(g_width=16, d_width=16, batch_size=16, num_samples=100, log_e
 
 def cli(module, *args):
   """One command run as a user types it (a subprocess: it starts JAX afresh)."""
-  return subprocess.run([sys.executable, "-m", f"ganjax.{module}", *args], cwd=ROOT,
+  return subprocess.run([sys.executable, "-m", "ganjax", module, *args], cwd=ROOT,
                         capture_output=True, text=True, timeout=600,
                         env={**os.environ, "PYTHONPATH": ROOT})
 
@@ -82,9 +83,9 @@ def test_evaluate_toy_matches_the_metric_on_sampled_points(toy_run, tmp_path, ca
   saved = json.load(open(os.path.join(toy_run, "eval.json")))
   assert saved["step"] == 4 and saved["num_samples"] == 500
   assert "modes_captured" in printed and "wrote" in printed
-  # The same points through ganjax.sample, scored directly.
+  # The same points through python -m ganjax sample, scored directly.
   out = tmp_path / "points.npz"
-  sample.main(["--workdir", toy_run, "--num", "500", "--seed", "3", "--out", str(out)])
+  sample.main(["--workdir", toy_run, "--num", "500", "--seed", "3", "--output", str(out)])
   points = np.load(out)["points"]
   assert points.shape == (500, 2) and points.dtype == np.float32
   want = toy.mode_metrics(points, "ring")
@@ -177,7 +178,7 @@ def test_sample_conditional_labels(image_runs, tmp_path):
     (["--num", "0"], "--num 0 must be at least 1"),
 ])
 def test_sample_errors(image_runs, tmp_path, args, message):
-  argv = ["--workdir", image_runs["cgan"], "--num", "2", "--out", str(tmp_path / "x.npz")]
+  argv = ["--workdir", image_runs["cgan"], "--num", "2", "--output", str(tmp_path / "x.npz")]
   for i in range(0, len(args), 2):
     if args[i] in argv:
       argv[argv.index(args[i]) + 1] = args[i + 1]

@@ -1,4 +1,4 @@
-"""Tests for ganjax.evaluation.fid (FID, IS, KID, the weights lookup) and python -m ganjax.fid.
+"""Tests for ganjax.evaluation.fid (FID, IS, KID, the weights lookup) and python -m ganjax fid.
 
 The metrics are checked against direct NumPy/SciPy computations of their
 definitions. The command line runs with a small stand-in feature network
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganjax import fid as fid_cli
+from ganjax.cli import fid_cmd as fid_cli
 from ganjax.errors import GanjaxError
 from ganjax.evaluation import features, fid, inception
 
@@ -287,7 +287,7 @@ def test_resolve_weights_offline_says_where_to_put_the_file(weights_env, tmp_pat
   message = str(e.value)
   assert "\n" not in message and "could not be downloaded" in message
   assert fid.WEIGHTS_FILE in message and fid.WEIGHTS_URL in message
-  for place in ("--weights FILE", "inception_weights", fid.WEIGHTS_ENV, str(cache)):
+  for place in ("--inception_weights FILE", "inception_weights", fid.WEIGHTS_ENV, str(cache)):
     assert place in message
   assert os.listdir(cache) == []
 
@@ -367,7 +367,7 @@ def test_image_metrics_composes_the_metrics():
                                                           "inception_score_std"]
 
 
-# --- python -m ganjax.fid -------------------------------------------------------------
+# --- python -m ganjax fid -------------------------------------------------------------
 
 
 @pytest.fixture
@@ -464,13 +464,13 @@ def test_cli_reads_a_cached_reference(tmp_path, tiny_network, monkeypatch, capsy
   other = tmp_path / "other.pth"
   other.write_bytes(b"other weights")
   with pytest.raises(SystemExit, match="measured with Inception weights of SHA-256"):
-    fid_cli.main([str(tmp_path / "fake.npz"), ref.path, "--weights", str(other)])
+    fid_cli.main([str(tmp_path / "fake.npz"), ref.path, "--inception_weights", str(other)])
   fid.save_stats(str(tmp_path / "stats.npz"), ref.mu, ref.sigma)
   with pytest.raises(SystemExit, match="--prdc needs images .*stats.npz holds statistics only"):
     fid_cli.main([str(tmp_path / "fake.npz"), str(tmp_path / "stats.npz"), "--prdc"])
   # --save-stats records the weights' hash, which is then checked.
   fid_cli.main(["--save-stats", str(tmp_path / "fake.npz"), str(tmp_path / "saved.npz"),
-                "--weights", str(other)])
+                "--inception_weights", str(other)])
   with pytest.raises(SystemExit, match="measured with Inception weights of SHA-256"):
     fid_cli.main([str(tmp_path / "saved.npz"), ref.path])
 
@@ -515,7 +515,7 @@ def test_cli_offline_without_weights_says_where_to_put_them(weights_env, tmp_pat
     fid_cli.main([str(tmp_path / "images.npz"), str(tmp_path / "images.npz")])
   with pytest.raises(SystemExit, match="ganjax: error: .*nope.pth does not exist"):
     fid_cli.main([str(tmp_path / "images.npz"), str(tmp_path / "images.npz"),
-                  "--weights", str(tmp_path / "nope.pth")])
+                  "--inception_weights", str(tmp_path / "nope.pth")])
 
 
 def test_cli_runs_as_a_module(tmp_path):
@@ -525,7 +525,7 @@ def test_cli_runs_as_a_module(tmp_path):
   want = fid.frechet_distance(*fid.load_stats(str(tmp_path / "a.npz")),
                               *fid.load_stats(str(tmp_path / "b.npz")))
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  done = subprocess.run([sys.executable, "-m", "ganjax.fid", str(tmp_path / "a.npz"),
+  done = subprocess.run([sys.executable, "-m", "ganjax", "fid", str(tmp_path / "a.npz"),
                          str(tmp_path / "b.npz")], capture_output=True, text=True, env=env,
                         check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
   assert done.stdout.startswith("FID: ")

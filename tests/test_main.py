@@ -1,4 +1,5 @@
-"""The command line: a short run as a user types it, and config mistakes as one line."""
+"""The train command (python -m ganjax.main, the same as python -m ganjax train): a short run
+as a user types it, and config mistakes as one line."""
 
 import json
 import os
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from ganjax import main
+from ganjax.cli import train_cmd as main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.g_width=8", "--config.d_width=8", "--config.latent_dim=16",

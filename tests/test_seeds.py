@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganjax import evaluate, sample, seeds, train
+from ganjax import seeds, train
+from ganjax.cli import evaluate_cmd as evaluate, sample_cmd as sample
 from tests.helpers import experiment_config, tiny_config
 
 
@@ -154,7 +155,8 @@ def test_cyclegan_replicas_match_their_seeds(tmp_path):
 
 
 def test_toy_run_evaluates_every_seed(tmp_path, capsys):
-  """Evaluation during training and ganjax.evaluate report the mean and std over seeds."""
+  """Evaluation during training and python -m ganjax evaluate report the mean and std over
+  seeds."""
   config = experiment_config("toy_ring")
   config.update(dict(g_width=16, d_width=16, batch_size=16, num_samples=100, log_every=2,
                      sample_every=4, checkpoint_every=2, num_train_steps=4, eval_every=2,

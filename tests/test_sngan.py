@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ganjax import evaluate, parallel, train
+from ganjax import parallel, train
 from ganjax.algorithms import gan, sngan
+from ganjax.cli import evaluate_cmd as evaluate
 from ganjax.errors import GanjaxError
 from tests.helpers import experiment_config
 

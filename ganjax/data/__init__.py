@@ -201,7 +201,7 @@ def save_class_names(config, workdir: str) -> str | None:
   """Writes <workdir>/classes.json, {"dataset": ..., "classes": [names]}, where the classes
   have names (`class_names`); returns its path, or None, writing nothing, where they have not.
 
-  For `python -m ganjax.sample --labels` to name classes; read back with load_class_names.
+  For `python -m ganjax sample --labels` to name classes; read back with load_class_names.
   """
   names = class_names(config)
   if names is None:

@@ -157,7 +157,7 @@ def load_stats(path: str) -> tuple[np.ndarray, np.ndarray]:
       if "mu" not in f.files or "sigma" not in f.files:
         raise GanjaxError(f"{path} holds {sorted(f.files)}, not FID statistics; an .npz of"
                           " statistics has the arrays 'mu' and 'sigma' (write one with"
-                          " python -m ganjax.fid --save-stats IMAGES OUT.npz)")
+                          " python -m ganjax fid --save_stats IMAGES OUT.npz)")
       mu, sigma = np.asarray(f["mu"], np.float64), np.asarray(f["sigma"], np.float64)
   except GanjaxError:
     raise
@@ -276,7 +276,7 @@ def cache_dir() -> str:
 
 
 def _where_to_put_it() -> str:
-  return (f"download {WEIGHTS_URL} elsewhere and pass --weights FILE (config key"
+  return (f"download {WEIGHTS_URL} elsewhere and pass --inception_weights FILE (the config key"
           f" inception_weights), set {WEIGHTS_ENV}=FILE, or put it in {cache_dir()}/")
 
 
@@ -332,7 +332,7 @@ def download(url: str, target: str, sha256: str) -> str:
 def resolve_weights(path: str | None = None) -> str:
   """The path of the FID Inception weights (pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`).
 
-  Looked for in this order: `path` (the --weights flag or the config key
+  Looked for in this order: `path` (the --inception_weights flag or the config key
   `inception_weights`, passed in by the caller); the file named by
   $GANJAX_INCEPTION_WEIGHTS; `WEIGHTS_FILE` in the cache directory
   ($GANJAX_CACHE, else ~/.cache/ganjax); else it is downloaded from

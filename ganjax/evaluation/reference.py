@@ -29,7 +29,7 @@ numbers depend on:
 (a tfds: dataset carries its version; a folder: its name and a hash of its
 path and of its files' names, sizes and modification times, so a changed
 folder is measured again). The file holds `mu` and `sigma` (float64:
-pytorch-fid's statistics format, so `python -m ganjax.fid` and pytorch-fid
+pytorch-fid's statistics format, so `python -m ganjax fid` and pytorch-fid
 read it as statistics), `features` (float32 [count, d], for KID and
 precision/recall) and `meta` (JSON: the fields of the name, the weights'
 full SHA-256, and whole_split).
@@ -243,7 +243,7 @@ def read(path: str, what: str = "--reference") -> Reference:
   path = os.path.expanduser(path)
   if not os.path.isfile(path):
     raise GanjaxError(f"{what} {path} does not exist; give a reference file written by"
-                      " ganjax (python -m ganjax.fid --save-stats, or the cache of"
+                      " ganjax (python -m ganjax fid --save_stats, or the cache of"
                       f" --reference <dataset>) or a dataset spec ({', '.join(KINDS)})")
   mu, sigma = fid.load_stats(path)
   features, meta = None, {}

@@ -1,6 +1,6 @@
 """The metrics that fit a run, picked from its data and algorithm.
 
-One `Evaluator` serves `python -m ganjax.evaluate` and evaluation during
+One `Evaluator` serves `python -m ganjax evaluate` and evaluation during
 training (`eval_every`). It is built once per run (it loads the feature
 networks and measures the real data then) and called on a state.
 
@@ -36,7 +36,7 @@ split, image size, weights and count and cached (`reference.load`).
 
 Generated images are quantised to uint8 before they are measured, as they
 would be by saving them as PNG files, so a score here equals the score of the
-same images written out and given to `python -m ganjax.fid`. Each
+same images written out and given to `python -m ganjax fid`. Each
 evaluation draws its latents from a fixed key: the scores of two checkpoints
 differ by the networks alone.
 
@@ -330,7 +330,7 @@ class Evaluator:
         raise GanjaxError(f"--reference {self.reference_arg} holds {ref.dim}-d statistics but"
                           f" the Inception features are {dim}-d: it was measured with another"
                           " network; measure it again with these weights (--reference"
-                          " <dataset spec>, or python -m ganjax.fid --save-stats)")
+                          " <dataset spec>, or python -m ganjax fid --save_stats)")
       if ref.features is None:
         self.notes.append(f"--reference {self.reference_arg} holds statistics only: FID, but"
                           " no KID or precision/recall (give a dataset spec to measure them)")
@@ -450,7 +450,7 @@ def sampler(config):
   algorithm = algorithms.get(config.algorithm)
   if not hasattr(algorithm, "sample"):
     raise GanjaxError(f"algorithm={config.algorithm!r} does not sample from noise; it"
-                      " translates images (python -m ganjax.translate)")
+                      " translates images (python -m ganjax translate)")
   return jax.jit(lambda s, z, y: algorithm.sample(config, s, z, y))
 
 

@@ -1,8 +1,12 @@
 """FID between two sets of images, as pytorch-fid's command line computes it.
 
-  python -m ganjax.fid PATH_A PATH_B [--weights FILE] [--batch-size N]
-                       [--kid] [--inception-score] [--prdc]
-  python -m ganjax.fid --save-stats IMAGES OUT.npz
+  python -m ganjax fid PATH_A PATH_B [--kid] [--inception_score] [--prdc]
+  python -m ganjax fid --save_stats IMAGES OUT.npz
+
+pytorch-fid's own spellings of its flags work too: --batch-size, --save-stats,
+--num-workers, --dims (2048, the pool features, is the one this command
+computes) and --device (cpu, cuda, gpu, tpu, optionally with :INDEX; default
+every device of JAX's default platform).
 
 Each PATH is one of
 - a folder of images: every file directly inside it (subfolders are not
@@ -14,37 +18,47 @@ Each PATH is one of
   [N, H, W, C] with C = 1 or 3, either uint8 in [0, 255] or float in [-1, 1];
 - an .npz of FID statistics, the arrays `mu` and `sigma` (pytorch-fid's and
   ganjax's files are the same format);
-- a reference file of `python -m ganjax.evaluate --reference <dataset>` (in
+- a reference file of `python -m ganjax evaluate --reference <dataset>` (in
   $GANJAX_CACHE/references/, see ganjax/evaluation/reference.py): statistics
   with the features they came from, and the SHA-256 of the Inception weights
   that measured them (images measured with other weights are refused).
 
-Prints "FID: <value>". --save-stats writes the statistics of IMAGES to the
+Prints "FID: <value>". --save_stats writes the statistics of IMAGES to the
 new file OUT.npz instead, with the SHA-256 of the weights that measured them
-(statistics only: the cached reference files hold features too). --kid adds the Kernel Inception Distance, --prdc precision
-and recall (k = 3), density and coverage (k = 5) of PATH_A (the generated
-set) against PATH_B (the real one), on sets of equal size; both need images
-or features in both PATHs. --inception-score adds the Inception Score of
-each PATH that holds images.
+(statistics only: the cached reference files hold features too). --kid adds
+the Kernel Inception Distance, --prdc precision and recall (k = 3), density
+and coverage (k = 5) of PATH_A (the generated set) against PATH_B (the real
+one), on sets of equal size; both need images or features in both PATHs.
+--inception_score adds the Inception Score of each PATH that holds images.
 
 The network is pytorch-fid's FID Inception, read from
-pt_inception-2015-12-05-6726825d.pth: --weights FILE, else the file named by
-$GANJAX_INCEPTION_WEIGHTS, else $GANJAX_CACHE (default ~/.cache/ganjax), else
-downloaded there from pytorch-fid's release (SHA-256 checked). No PyTorch is
-needed.
+pt_inception-2015-12-05-6726825d.pth: --inception_weights FILE, else the file
+named by $GANJAX_INCEPTION_WEIGHTS, else $GANJAX_CACHE (default
+~/.cache/ganjax), else downloaded there from pytorch-fid's release (SHA-256
+checked). No PyTorch is needed.
 """
 
-import argparse
 import os
 import sys
 from concurrent import futures
 
 import numpy as np
 
+from ganjax import backend
+from ganjax.cli import shared
 from ganjax.data import decode_image
 from ganjax.errors import GanjaxError
 from ganjax.evaluation import fid, reference
 from ganjax.evaluation import prdc as prdc_lib
+
+EXAMPLES = [
+    "python -m ganjax fid real_images/ fake.npz --kid --inception_score",
+    "python -m ganjax fid --save_stats real_images/ real_stats.npz",
+    "python -m ganjax fid fake_images/ real_stats.npz --batch-size 50 --device cuda:0"
+    "   # pytorch-fid's spellings",
+]
+# pytorch-fid's --device names, as JAX's platforms.
+PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "tpu": "tpu"}
 
 # pytorch-fid's image extensions (it matches them in lower case; here in any case).
 IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
@@ -108,13 +122,15 @@ def open_source(path: str, what: str):
                     " images or an .npz of FID statistics")
 
 
-def file_features(extractor, files: list[str], what: str, chunk: int) -> dict:
-  """Features of image files, read `chunk` at a time (the next chunk is read meanwhile).
+def file_features(extractor, files: list[str], what: str, chunk: int,
+                  num_workers: int | None = None) -> dict:
+  """Features of image files, read `chunk` at a time (the next chunk is read meanwhile)
+  by `num_workers` threads (default: the CPU count, at most 8).
 
   Images of one size go through the extractor together; sizes may differ.
   """
   out = None
-  with futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+  with futures.ThreadPoolExecutor(num_workers or min(8, os.cpu_count() or 1)) as pool:
     def read(start):
       return [pool.submit(decode_image, what, f, 3) for f in files[start:start + chunk]]
     pending = read(0)
@@ -140,19 +156,45 @@ def _check_weights(measured: list[dict], paths) -> None:
     (path_a, sha_a), (path_b, sha_b) = known[0], known[1]
     raise GanjaxError(f"{path_a} was measured with Inception weights of SHA-256 {sha_a[:12]}...,"
                       f" {path_b} with {sha_b[:12]}...; measure both with the same weights"
-                      " (--weights FILE)")
+                      " (--inception_weights FILE)")
+
+
+def devices_of(device: str | None) -> list | None:
+  """The JAX devices of a --device value (cpu, cuda, gpu, tpu, with an optional :INDEX);
+  None: every device of JAX's default platform."""
+  if device is None:
+    return None
+  import jax  # pylint: disable=import-outside-toplevel
+  name, _, index = device.lower().partition(":")
+  if name not in PLATFORMS or (index and not index.isdigit()):
+    raise GanjaxError(f"--device {device}: give cpu, cuda, gpu or tpu, optionally with"
+                      " :INDEX (e.g. cuda:0)")
+  try:
+    devices = jax.devices(PLATFORMS[name])
+  except RuntimeError:
+    raise GanjaxError(f"--device {device}: JAX finds no {PLATFORMS[name]} here (its devices:"
+                      f" {', '.join(sorted({d.platform for d in jax.devices()}))}); choose one"
+                      " of those or leave --device out") from None
+  if index and int(index) >= len(devices):
+    raise GanjaxError(f"--device {device}: there are {len(devices)} {PLATFORMS[name]}"
+                      f" device(s), numbered from 0")
+  return [devices[int(index)]] if index else devices
 
 
 def compute(path_a: str, path_b: str, *, weights: str | None = None, batch_size: int = 200,
             save_stats: bool = False, kid: bool = False, inception_score: bool = False,
-            prdc: bool = False, log=print) -> dict:
-  """What the command prints, as a dict: fid (or, with save_stats, the file written)."""
+            prdc: bool = False, devices: list | None = None, num_workers: int | None = None,
+            log=print) -> dict:
+  """What the command prints, as a dict: fid (or, with save_stats, the file written).
+
+  `devices`: where the network runs (default every device); `num_workers`: the threads
+  that read image files."""
   sources = [open_source(path_a, "PATH_A")]
   if save_stats:
     if sources[0][0] == "stats":
-      raise GanjaxError(f"--save-stats: {path_a} already holds statistics; give images")
+      raise GanjaxError(f"--save_stats: {path_a} already holds statistics; give images")
     if os.path.exists(path_b):
-      raise GanjaxError(f"--save-stats: {path_b} exists; choose a new output file")
+      raise GanjaxError(f"--save_stats: {path_b} exists; choose a new output file")
   else:
     sources.append(open_source(path_b, "PATH_B"))
     for flag, wanted in (("--kid", kid), ("--prdc", prdc)):
@@ -164,7 +206,9 @@ def compute(path_a: str, path_b: str, *, weights: str | None = None, batch_size:
 
   extractor = weights_sha256 = None
   if any(kind != "stats" for kind, _ in sources):
-    extractor = fid.load_inception(weights, batch_size=batch_size)
+    from ganjax import parallel  # pylint: disable=import-outside-toplevel
+    mesh = None if devices is None else parallel.make_mesh(devices)
+    extractor = fid.load_inception(weights, batch_size=batch_size, mesh=mesh)
     weights_sha256 = fid.weights_sha256(fid.resolve_weights(weights))
   measured = []
   for path, (kind, value) in zip((path_a, path_b), sources):
@@ -177,7 +221,7 @@ def compute(path_a: str, path_b: str, *, weights: str | None = None, batch_size:
     if kind == "files":
       if len(value) < 2:
         raise GanjaxError(f"{path} holds {len(value)} image; FID needs at least 2")
-      feats = file_features(extractor, value, path, extractor.batch_size)
+      feats = file_features(extractor, value, path, extractor.batch_size, num_workers)
     else:
       feats = extractor(value)
     count = len(feats["pool"])
@@ -224,34 +268,54 @@ def compute(path_a: str, path_b: str, *, weights: str | None = None, batch_size:
   return result
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m ganjax.fid", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def make_parser() -> shared.Parser:
+  """The fid command's flags."""
+  parser = shared.Parser("fid", __doc__, EXAMPLES)
   parser.add_argument("path", nargs=2, metavar="PATH",
                       help="a folder of images, an .npz of images, an .npz of statistics or a"
                            " reference file")
-  parser.add_argument("--weights", default=None, metavar="FILE",
-                      help=f"the FID Inception weights ({fid.WEIGHTS_FILE})")
-  parser.add_argument("--batch-size", type=int, default=200,
+  parser.add_argument("--inception_weights", default=None, metavar="FILE",
+                      help=shared.INCEPTION_WEIGHTS_HELP)
+  parser.add_argument("--batch_size", "--batch-size", dest="batch_size",
+                      type=shared.integer(1), default=200, metavar="N",
                       help="images per step over all devices (the result does not depend on"
-                           " it; pytorch-fid's default is 50)")
-  parser.add_argument("--save-stats", action="store_true",
+                           " it; pytorch-fid's default is 50); default 200")
+  parser.add_argument("--save_stats", "--save-stats", dest="save_stats", action="store_true",
                       help="write the statistics of the first PATH's images to the second")
+  parser.add_argument("--dims", type=int, default=fid.POOL_DIM, metavar="N",
+                      help=f"feature dimensions; {fid.POOL_DIM}, the pool features (the only"
+                           " ones FID is computed from here)")
+  parser.add_argument("--device", default=None, metavar="DEVICE",
+                      help="cpu, cuda, gpu or tpu, with an optional :INDEX (cuda:0); default"
+                           " every device of JAX's default platform")
+  parser.add_argument("--num_workers", "--num-workers", dest="num_workers",
+                      type=shared.integer(1), default=None, metavar="N",
+                      help="threads that read image files; default the CPU count, at most 8")
   parser.add_argument("--kid", action="store_true", help="also the Kernel Inception Distance")
-  parser.add_argument("--inception-score", action="store_true",
+  parser.add_argument("--inception_score", action="store_true",
                       help="also the Inception Score of each PATH's images")
   parser.add_argument("--prdc", action="store_true",
                       help="also precision, recall, density and coverage of PATH_A (generated)"
                            " against PATH_B (real)")
+  return parser
+
+
+def main(argv=None) -> None:
+  """The fid command; `argv`: its flags (default sys.argv[1:])."""
+  parser = make_parser()
   args = parser.parse_args(argv)
-  if args.batch_size < 1:
-    parser.error(f"--batch-size {args.batch_size} must be at least 1")
+  if args.dims != fid.POOL_DIM:
+    parser.error(f"--dims {args.dims}: this command computes FID from the {fid.POOL_DIM}-d"
+                 f" pool features only; leave --dims out or give {fid.POOL_DIM}")
   try:
-    compute(args.path[0], args.path[1], weights=args.weights, batch_size=args.batch_size,
-            save_stats=args.save_stats, kid=args.kid, inception_score=args.inception_score,
-            prdc=args.prdc)
+    devices = devices_of(args.device)
+    backend.tune_host_if_cpu(devices)
+    compute(args.path[0], args.path[1], weights=args.inception_weights,
+            batch_size=args.batch_size, save_stats=args.save_stats, kid=args.kid,
+            inception_score=args.inception_score, prdc=args.prdc, devices=devices,
+            num_workers=args.num_workers)
   except GanjaxError as e:
-    sys.exit(f"ganjax: error: {e}")
+    shared.fail(e)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,35 @@
-"""Translates images with a trained CycleGAN.
-
-  python -m ganjax.translate --workdir runs/cyclegan --input photos/ --output out/ \\
-      [--direction AtoB|BtoA] [--checkpoint STEP] [--overwrite]
+"""Translates your own images with a trained CycleGAN.
 
 --input is an image file or a folder of them (png, jpg, jpeg, bmp, webp). Each
 image is translated at its own size when the generator accepts it (height and
 width divisible by 4); other sizes are resized to the nearest that are, and
-the tool says so. The outputs are PNGs named after the inputs. The generators
-of the newest checkpoint are used (the EMA weights when the run kept them).
-Existing files are never overwritten without --overwrite, and an input is
-never overwritten.
+the command says so. The outputs are PNGs named after the inputs. The
+generators of the --checkpoint (default the newest) are used, their EMA
+weights when the run kept them. Existing files are never overwritten without
+--overwrite, and an input is never overwritten.
 """
 
-import argparse
 import os
-import sys
 
 import jax
 import numpy as np
 
+from ganjax import backend
+from ganjax.cli import shared
 from ganjax.data import IMAGE_EXTENSIONS, decode_image
 from ganjax.errors import GanjaxError
 
-def load_run(workdir: str, checkpoint: int | None = None, replica: int = 0):
+EXAMPLES = [
+    "python -m ganjax translate --workdir runs/cyclegan-horse2zebra --input my_horses/"
+    " --output zebras/",
+    "python -m ganjax translate --workdir runs/cyclegan --input photo.jpg --output out/"
+    " --direction BtoA",
+    "python -m ganjax translate --workdir runs/cyclegan --input photos/ --output out/"
+    " --checkpoint best --overwrite",
+]
+
+
+def load_run(workdir: str, checkpoint: int | str | None = None, replica: int = 0):
   """(config, state, step) of a CycleGAN run's checkpoint (default: the newest); of one
   replica when the run trained several seeds."""
   from ganjax import seeds, train  # pylint: disable=g-import-not-at-top
@@ -59,7 +66,7 @@ def fit_size(image: np.ndarray) -> tuple[np.ndarray, str | None]:
 
 
 def translate_files(workdir: str, inputs: str, output: str, direction: str = "AtoB",
-                    checkpoint: int | None = None, overwrite: bool = False,
+                    checkpoint: int | str | None = None, overwrite: bool = False,
                     replica: int = 0) -> list[str]:
   """Translates every image of `inputs` into `output`; returns the written paths."""
   from ganjax.algorithms import cyclegan  # pylint: disable=g-import-not-at-top
@@ -77,7 +84,8 @@ def translate_files(workdir: str, inputs: str, output: str, direction: str = "At
       raise GanjaxError(f"{target} exists; choose another --output or pass --overwrite")
   config, state, step = load_run(workdir, checkpoint, replica)
   os.makedirs(output, exist_ok=True)
-  apply = jax.jit(lambda s, x: cyclegan.translate(config, s, x, direction))
+  run_backend = backend.resolve(algorithm=config.algorithm)
+  apply = jax.jit(lambda s, x: cyclegan.translate(config, s, x, direction, run_backend))
   print(f"ganjax: translating {len(files)} image(s) {direction} with the checkpoint at step"
         f" {step} of {workdir}")
   for source, target in zip(files, targets):
@@ -91,23 +99,33 @@ def translate_files(workdir: str, inputs: str, output: str, direction: str = "At
   return targets
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m ganjax.translate", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--workdir", required=True, help="the CycleGAN run's workdir")
-  parser.add_argument("--input", required=True, help="an image file or a folder of images")
-  parser.add_argument("--output", required=True, help="the folder for the translations")
-  parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
-  parser.add_argument("--checkpoint", type=int, default=None, help="a step; default the newest")
+def make_parser() -> shared.Parser:
+  """The translate command's flags."""
+  parser = shared.Parser("translate", __doc__, EXAMPLES)
+  parser.add_argument("--workdir", required=True, help="the CycleGAN run's --workdir")
+  parser.add_argument("--input", required=True, metavar="FILE|DIR",
+                      help="an image file or a folder of images")
+  parser.add_argument("--output", required=True, metavar="DIR",
+                      help="the folder for the translations")
+  parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                      help="AtoB (default): domain A to B; BtoA: B to A")
+  shared.add_checkpoint(parser)
   parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-  parser.add_argument("--replica", type=int, default=0,
-                      help="which seed of a num_seeds run (0 = its first seed)")
+  shared.add_replica(parser)
+  return parser
+
+
+def main(argv=None) -> None:
+  """The translate command; `argv`: its flags (default sys.argv[1:])."""
+  parser = make_parser()
   args = parser.parse_args(argv)
+  backend.tune_host_if_cpu()
   try:
+    shared.check_best(args.workdir, args.checkpoint)
     translate_files(args.workdir, args.input, args.output, args.direction, args.checkpoint,
                     args.overwrite, args.replica)
   except GanjaxError as e:
-    sys.exit(f"ganjax: error: {e}")
+    shared.fail(e)
 
 
 if __name__ == "__main__":

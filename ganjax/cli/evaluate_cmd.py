@@ -1,8 +1,4 @@
-"""Evaluates a trained run.
-
-  python -m ganjax.evaluate --workdir W [--num_samples N] [--checkpoint STEP|best]
-                            [--metrics all|cheap] [--inception_weights FILE]
-                            [--reference SPEC|FILE]
+"""Evaluates a trained run: the metrics of one of its checkpoints.
 
 Picks the metrics that fit the run's data and algorithm
 (ganjax/evaluation/suite.py has the table), prints them and writes
@@ -33,13 +29,18 @@ the reference, the Inception weights' SHA-256 and the checkpoint's
 (checkpoint_sha256, over its networks' weights).
 """
 
-import argparse
 import os
-import sys
 
-from ganjax import seeds, train
+from ganjax import backend, seeds, train
+from ganjax.cli import shared
 from ganjax.errors import GanjaxError
 from ganjax.evaluation import suite
+
+EXAMPLES = [
+    "python -m ganjax evaluate --workdir runs/cgan          # table + runs/cgan/eval.json",
+    "python -m ganjax evaluate --workdir runs/cgan --checkpoint best --metrics cheap",
+    "python -m ganjax evaluate --workdir runs/gan-cifar10 --num_samples 50000  # standard",
+]
 
 
 def evaluate(workdir: str, num_samples: int | None = None, checkpoint: int | str | None = None,
@@ -77,41 +78,40 @@ def _shown(value) -> str:
   return str(value)
 
 
-def checkpoint_arg(text: str):
-  """--checkpoint: a step, or 'best'."""
-  if text == "best":
-    return text
-  try:
-    return int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is neither a step nor 'best'") from None
-
-
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m ganjax.evaluate", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--workdir", required=True)
-  parser.add_argument("--num_samples", type=int, default=None,
+def make_parser() -> shared.Parser:
+  """The evaluate command's flags."""
+  parser = shared.Parser("evaluate", __doc__, EXAMPLES)
+  parser.add_argument("--workdir", required=True, help="the training run's --workdir")
+  shared.add_checkpoint(parser)
+  parser.add_argument("--num_samples", type=shared.integer(1), default=None, metavar="N",
                       help="generated samples to score (default 2,500 points, 10,000 images;"
                       " translations: the test split); 50000 is the standard protocol")
-  parser.add_argument("--checkpoint", type=checkpoint_arg, default=None,
-                      help="a step, or 'best' (the best by eval_every); default the newest")
-  parser.add_argument("--metrics", choices=suite.LEVELS, default="all")
-  parser.add_argument("--inception_weights", default=None,
-                      help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth")
+  parser.add_argument("--metrics", choices=suite.LEVELS, default="all",
+                      help="all, or cheap: without the Inception network; default all")
+  parser.add_argument("--inception_weights", default=None, metavar="FILE",
+                      help=shared.INCEPTION_WEIGHTS_HELP)
   parser.add_argument("--reference", default=None, metavar="SPEC|FILE",
                       help="the real images of the Inception metrics: a dataset spec"
                       " (bundled:mnist, tfds:<name>, folder:<path>; its training split,"
                       " measured once and cached) or an .npz reference file; default the"
                       " run's dataset")
-  parser.add_argument("--batch_size", type=int, default=200)
-  parser.add_argument("--seed", type=int, default=0, help="of the latents")
+  parser.add_argument("--batch_size", type=shared.integer(1), default=200, metavar="N",
+                      help="images per generator and network call; default 200")
+  parser.add_argument("--seed", type=int, default=0, help="of the latents; default 0")
+  return parser
+
+
+def main(argv=None) -> None:
+  """The evaluate command; `argv`: its flags (default sys.argv[1:])."""
+  parser = make_parser()
   args = parser.parse_args(argv)
+  backend.tune_host_if_cpu()
   try:
+    shared.check_best(args.workdir, args.checkpoint)
     result = evaluate(args.workdir, args.num_samples, args.checkpoint, args.seed, args.metrics,
                       args.inception_weights, args.batch_size, args.reference)
   except GanjaxError as e:
-    sys.exit(f"ganjax: error: {e}")
+    shared.fail(e)
   notes = result.pop("notes", [])
   width = max(len(k) for k in result)
   # Means over seeds come with <name>_std and <name>_per_seed; a metric's own std
