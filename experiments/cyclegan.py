@@ -22,7 +22,7 @@ Presets:
 
 Then translate your own images with the trained generators:
 
-  python -m ganjax.translate --workdir runs/cyclegan-horse2zebra \\
+  python -m ganjax translate --workdir runs/cyclegan-horse2zebra \\
       --input my_horses/ --output zebras/ --direction AtoB
 
 The objective, as the authors' reference code: least-squares adversarial

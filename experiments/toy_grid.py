@@ -13,7 +13,7 @@ configs.toy_mixture); the grid runs 2,500 GAN steps (the ring 3,000) and 1,500
 WGAN-GP steps (the ring 500), and its WGAN-GP penalty weight is 1.0, not 0.1.
 The CPU budget went to the WGAN-GP, which gains most from more steps here.
 The grid's modes are 2 apart with std 0.05: a sample is of high quality within
-0.15 of a mean. Score a run with python -m ganjax.evaluate --workdir runs/toy_grid.
+0.15 of a mean. Score a run with python -m ganjax evaluate --workdir runs/toy_grid.
 
 Expected (10 seeds, 2,500 samples each, docs/toy_mixtures.md): GAN 16.1 +- 1.8
 modes (min 14), 11.2% +- 4.1% high quality (min 4.5%): far from converged;

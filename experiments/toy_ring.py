@@ -4,7 +4,7 @@ Run (offline, CPU, one to two minutes each; writes runs/toy_ring, runs/toy_ring-
 
   python -m ganjax.main --config experiments/toy_ring.py
   python -m ganjax.main --config experiments/toy_ring.py:wgan_gp
-  python -m ganjax.evaluate --workdir runs/toy_ring     # modes, high-quality fraction
+  python -m ganjax evaluate --workdir runs/toy_ring     # modes, high-quality fraction
   python benchmarks/toy_seeds.py experiments/toy_ring.py --seeds 10   # over seeds
 
 Data: toy:ring, 8 Gaussians on the unit circle with std 0.01, fresh samples every step.
