@@ -204,6 +204,17 @@ def test_a_mistake_is_one_line(name, argv, expected):
   assert message.startswith("ganjax: error: ") and expected in message, message
 
 
+def test_fid_device_picks_jax_devices():
+  import jax  # pylint: disable=import-outside-toplevel
+  from ganjax.cli import fid_cmd  # pylint: disable=import-outside-toplevel
+  assert fid_cmd.devices_of(None) is None  # every device of the default platform
+  assert fid_cmd.devices_of("cpu") == jax.devices("cpu")
+  assert fid_cmd.devices_of("CPU:3") == [jax.devices("cpu")[3]]
+  with pytest.raises(fid_cmd.GanjaxError, match=r"--device cuda:0: JAX finds no gpu here \(its"
+                                                r" devices: cpu\)"):
+    fid_cmd.devices_of("cuda:0")
+
+
 # --- experiments -------------------------------------------------------------------------
 
 
