@@ -21,8 +21,10 @@ Checked at the end (exit status 1 if any fails):
     there or was rotated out by `keep_checkpoints` newer ones, and each one
     left restores;
   - memory did not grow between checkpoints: within each run, the RSS of the
-    training process at its later checkpoints stays within --rss_slack_mb of
-    its RSS at its second checkpoint (the first includes compilation). The
+    training process at its later checkpoints stays within --rss_slack_fraction
+    (5%) of its RSS after warm-up: at its second checkpoint (the first includes
+    compilation), or, for a run that evaluates, at its first checkpoint after
+    the first evaluation (which builds the evaluation's networks once). The
     first run is left alone for a third of the soak, so that it has several.
 
 Writes <workdir>-soak/summary.json and each run's output as run_<k>.log there.
@@ -68,7 +70,11 @@ def parse_args(argv=None):
                  help="fraction of the interruptions that are SIGKILL instead of SIGTERM")
   p.add_argument("--stop_timeout", type=float, default=300.0,
                  help="seconds a run may take to save and exit after SIGTERM")
-  p.add_argument("--rss_slack_mb", type=float, default=64.0)
+  p.add_argument("--rss_slack_mb", type=float, default=0.0,
+                 help="RSS growth allowed after warm-up, in MiB (the larger of this and"
+                      " --rss_slack_fraction of the warm RSS)")
+  p.add_argument("--rss_slack_fraction", type=float, default=0.05,
+                 help="RSS growth allowed after warm-up, as a fraction of the warm RSS")
   p.add_argument("--seed", type=int, default=0, help="of the random waits")
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                  help="more --config.KEY=VALUE overrides for every run")
@@ -154,7 +160,28 @@ def one_run(k: int, args, workdir: str, logdir: str, checkpoint_every: int, dead
   }
 
 
-def check(runs: list[dict], seen: dict, workdir: str, keep: int, slack_mb: float) -> list[str]:
+def eval_every(workdir: str) -> int:
+  """The run's eval_every, from its config.json (0 when it has none)."""
+  try:
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+      return int(json.load(f).get("eval_every", 0))
+  except (OSError, ValueError):
+    return 0
+
+
+def warm_samples(samples: list, start: int, every: int) -> list:
+  """The (step, MiB) RSS samples of a run from the end of its warm-up on: from its second
+  checkpoint (the first includes compilation), and, when it evaluates, from the first
+  checkpoint after its first evaluation (which loads the evaluation's networks once)."""
+  warm = samples[1:]
+  if every:
+    first_eval = (start // every + 1) * every
+    warm = [s for s in warm if s[0] > first_eval]
+  return warm
+
+
+def check(runs: list[dict], seen: dict, workdir: str, keep: int, slack_mb: float,
+          slack_fraction: float = 0.05) -> list[str]:
   """The failures, as sentences (empty: all good)."""
   failures = []
   previous = None
@@ -175,13 +202,15 @@ def check(runs: list[dict], seen: dict, workdir: str, keep: int, slack_mb: float
     if run["stopped_at"] is not None and run["stopped_at"] < run["resumed_at"]:
       failures.append(f"run {k} stopped at {run['stopped_at']}, before its start"
                       f" {run['resumed_at']}")
-    samples = run["rss_at_checkpoints_mib"]
-    if len(samples) >= 3:
-      base = samples[1][1]
-      worst = max(samples[2:], key=lambda s: s[1])
-      if worst[1] - base > slack_mb:
-        failures.append(f"run {k}: RSS grew from {base:.0f} MiB (step {samples[1][0]}) to"
-                        f" {worst[1]:.0f} MiB (step {worst[0]}), more than {slack_mb:.0f} MiB")
+    samples = warm_samples(run["rss_at_checkpoints_mib"], run["resumed_at"] or 0,
+                           eval_every(workdir))
+    if len(samples) >= 2:
+      base = samples[0][1]
+      worst = max(samples[1:], key=lambda s: s[1])
+      allowed = max(slack_mb, slack_fraction * base)
+      if worst[1] - base > allowed:
+        failures.append(f"run {k}: RSS grew from {base:.0f} MiB (step {samples[0][0]}) to"
+                        f" {worst[1]:.0f} MiB (step {worst[0]}), more than {allowed:.0f} MiB")
     previous = run
 
   metrics = os.path.join(workdir, "metrics.jsonl")
@@ -233,7 +262,7 @@ def main(argv=None):
   for item in args.set:
     if item.startswith("keep_checkpoints="):
       keep = int(item.partition("=")[2])
-  failures = check(runs, seen, workdir, keep, args.rss_slack_mb)
+  failures = check(runs, seen, workdir, keep, args.rss_slack_mb, args.rss_slack_fraction)
   summary = {"minutes": args.minutes, "runs": runs, "checkpoints_seen": sorted(seen),
              "failures": failures, "config": args.config, "workdir": workdir}
   with open(os.path.join(logdir, "summary.json"), "w", encoding="utf-8") as f:

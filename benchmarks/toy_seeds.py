@@ -1,7 +1,7 @@
 """Mode coverage of a 2D-mixture experiment over several seeds, as VEEGAN and PacGAN report it.
 
   python benchmarks/toy_seeds.py experiments/toy_ring.py[:wgan_gp] --seeds 10 \
-      [--workdir-root runs/toy_seeds] [--steps N] [--set lr_decay=0.5 ...]
+      [--workdir-root runs/toy_seeds] [--steps N] [--set lr_decay_start=0.5 ...]
 
 Trains seeds 0..seeds-1 one after another with ganjax.train.train_and_evaluate,
 each in its own workdir, <workdir-root>/<experiment>[-<preset>]/seed<i>; a
@@ -16,7 +16,7 @@ seeds, and writes it all to <workdir-root>/<experiment>[-<preset>]/summary.json.
 A workdir is reused by its step count alone: after changing the config, use a
 fresh --workdir-root, or a longer run would resume from a shorter one's end.
 
---steps overrides num_train_steps (and with it the length of an lr_decay
+--steps overrides num_train_steps (and with it the length of an lr_decay_start
 schedule); --set key=value overrides any other config key (a Python literal).
 Compiled steps are cached in <workdir-root>/jax_cache, so that only the first
 seed compiles them.

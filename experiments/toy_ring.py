@@ -15,7 +15,7 @@ PacGAN uses maxout) and one logit; batch 256.
 
 Presets:
   (none)    the non-saturating GAN loss, Adam beta1 0.5, lr 1e-3 for 1,500 steps,
-            then falling linearly to 0 over 1,500 more (lr_decay 0.5): 3,000 steps.
+            then falling linearly to 0 over 1,500 more (lr_decay_start 0.5): 3,000 steps.
   wgan_gp   WGAN-GP with the toy setting of its authors' gan_toy.py: penalty
             weight 0.1, no BatchNorm, 5 critic updates per generator update,
             Adam (0, 0.9); lr 1e-3 with the same decay, 500 generator steps.

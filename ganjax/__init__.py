@@ -1,9 +1,6 @@
-"""ganjax: adversarial generative models in JAX and Flax."""
+"""ganjax: adversarial generative models in JAX and Flax.
 
-from ganjax import xla_defaults as _xla_defaults
-
-_xla_defaults.apply()  # before JAX starts its backends; see ganjax/xla_defaults.py
-
-from ganjax import host_heap as _host_heap
-
-_host_heap.apply()  # also before JAX starts; see ganjax/host_heap.py
+Importing ganjax changes nothing in the process: no environment variables,
+no JAX configuration, no allocator settings. The command-line entry points
+tune the host for runs on the CPU (ganjax/backend.py, `tune_host`).
+"""

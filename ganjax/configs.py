@@ -54,8 +54,8 @@ def adversarial() -> ml_collections.ConfigDict:
   c.d_lr = 2e-4              # a different d_lr than g_lr is TTUR (Heusel et al. 2017)
   c.beta1 = 0.5
   c.beta2 = 0.999
-  c.lr_decay = 0.0           # > 0: both learning rates fall linearly to 0 over this last
-  #                            fraction of the run (1.0: from the first step); 0 = constant
+  c.lr_decay_start = 1.0     # both learning rates are constant until this fraction of the
+  #                            run, then fall linearly to 0 at its end (1.0: constant)
 
   # Data.
   c.tfds_data_dir = ""       # "" = TFDS default (TFDS_DATA_DIR or ~/tensorflow_datasets)
@@ -127,7 +127,7 @@ def toy_mixture(mixture: str, preset: str | None) -> ml_collections.ConfigDict:
   networks, as in PacGAN's 2D experiments: 2-d latent noise, a generator of 4 x 400
   ReLU units with BatchNorm, a discriminator of 3 x 200 units, batch 256; the
   non-saturating loss at Adam lr 1e-3 whose last half decays linearly to 0
-  (lr_decay 0.5), 3,000 steps on the ring and 2,500 on the grid; sample figures
+  (lr_decay_start 0.5), 3,000 steps on the ring and 2,500 on the grid; sample figures
   are scatter plots of 2,500 points. Preset `wgan_gp`: WGAN-GP as in its authors'
   toy script (no BatchNorm, 5 critic updates, penalty 0.1) but with penalty 1.0 on
   the grid, where at 0.1 the critic's outputs drifted and fewer modes were found;
@@ -156,7 +156,7 @@ def toy_mixture(mixture: str, preset: str | None) -> ml_collections.ConfigDict:
     c.gp_weight = {"ring": 0.1, "grid": 1.0}[mixture]
     c.num_train_steps = {"ring": 500, "grid": 1500}[mixture]
   c.g_lr = c.d_lr = 1e-3
-  c.lr_decay = 0.5           # the last half falls linearly to 0: it makes the points precise
+  c.lr_decay_start = 0.5     # the second half falls linearly to 0: it makes the points precise
   return c
 
 
@@ -206,6 +206,17 @@ def cyclegan() -> ml_collections.ConfigDict:
   evaluation(c)
   run_options(c)
   return c
+
+
+def upgrade(saved: dict) -> dict:
+  """The config.json of a run saved by an older ganjax, in the current keys: `lr_decay` (the
+  final fraction of the run over which the rates fell, 0 = constant) is lr_decay_start =
+  1 - lr_decay (1.0 = constant)."""
+  saved = dict(saved)
+  if "lr_decay" in saved:
+    fraction = saved.pop("lr_decay")
+    saved.setdefault("lr_decay_start", 1.0 - fraction if fraction else 1.0)
+  return saved
 
 
 def defaults(algorithm: str) -> ml_collections.ConfigDict:

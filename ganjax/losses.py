@@ -70,16 +70,30 @@ def least_squares_generator_loss(fake_logits):
   return 0.5 * jnp.mean((fake_logits - 1.0) ** 2)
 
 
-def gradient_penalty(critic, real, fake, key, weight: float = 10.0):
+def gradient_penalty(critic, real, fake, key, weight: float = 10.0,
+                     axis_name: str | None = None):
   """WGAN-GP (Gulrajani et al. 2017): weight * E[(||grad D(x_hat)||_2 - 1)^2].
 
   x_hat = u x + (1 - u) G(z) with one u ~ U[0, 1] per example (not per pixel).
+  The weights u are drawn from `key` for the whole batch. Inside a device map,
+  `axis_name` names the mesh axis over which `real` and `fake` are this
+  device's rows of the global batch: the u of the global batch are drawn on
+  every device and each device takes its own rows, so every example gets the
+  weight it gets on one device, whatever the device count. Without
+  `axis_name` the batch given is the whole batch.
   `critic` maps a batch to one output per example and must treat examples
-  independently (no BatchNorm), so that the gradient of the sum of its outputs
-  is each example's own gradient. Returns (penalty, per-example gradient norms).
-  The norms are computed in float32 whatever dtype the critic computes in.
+  independently (no BatchNorm, no minibatch statistics), so that the gradient
+  of the sum of its outputs is each example's own gradient. Returns (penalty,
+  per-example gradient norms). The norms are computed in float32 whatever
+  dtype the critic computes in.
   """
-  u = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
+  n = real.shape[0]
+  if axis_name is None:
+    u = jax.random.uniform(key, (n,), real.dtype)
+  else:
+    u = jax.random.uniform(key, (n * jax.lax.axis_size(axis_name),), real.dtype)
+    u = jax.lax.dynamic_slice_in_dim(u, jax.lax.axis_index(axis_name) * n, n)
+  u = u.reshape((n,) + (1,) * (real.ndim - 1))
   x_hat = u * real + (1.0 - u) * fake
   grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat).astype(jnp.float32)
   norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1))

@@ -62,8 +62,8 @@ def data_parallel(step: Callable, mesh: Mesh, batch_axis: int = 0, donate: bool 
                   compiler_options: dict | None = None):
   """jit(shard_map(step)) for `step(state, batch) -> (state, metrics)`.
 
-  `compiler_options`: XLA options of this program (an algorithm's
-  `compiler_options(config)`, ganjax/xla_defaults.py).
+  `compiler_options`: XLA options of this program (the run's
+  `backend.jit_options()`, ganjax/backend.py).
 
   `step` must return a state and metrics that are the same on every device
   (`lax.pmean` what differs). Replication is not checked by the tracer

@@ -15,7 +15,7 @@ import os
 from ganjax import configs
 from ganjax.errors import GanjaxError
 
-# Keys a resumed run may change. A changed num_train_steps with lr_decay > 0 also
+# Keys a resumed run may change. A changed num_train_steps with lr_decay_start < 1 also
 # moves the decay: the resumed run is then not the run that was started.
 RESUMABLE = frozenset({
     "num_train_steps", "log_every", "sample_every", "num_samples", "checkpoint_every",
@@ -91,7 +91,7 @@ def check_resume(config, workdir: str) -> None:
     return
   try:
     with open(path, encoding="utf-8") as f:
-      saved = json.load(f)
+      saved = configs.upgrade(json.load(f))
   except (OSError, ValueError) as e:
     raise GanjaxError(f"cannot read {path} ({e}), the config the checkpoints in {workdir}"
                       " were saved with; restore that file or start a fresh --workdir") from e

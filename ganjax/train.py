@@ -16,36 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganjax import algorithms, configs, data, logs, parallel, preemption, resume, seeds
+from ganjax import algorithms, backend as backends, configs, data, logs, parallel, preemption
+from ganjax import resume, seeds
 from ganjax.checkpoint import Checkpoints
 from ganjax.errors import GanjaxError
 
-REQUIRED_KEYS = ("algorithm", "dataset", "batch_size", "num_train_steps", "seed")
 BEST_DIR = "best"  # <workdir>/best/: the best checkpoint by the evaluation's main metric
-
-
-def validate_config(config) -> None:
-  missing = [k for k in REQUIRED_KEYS if k not in config]
-  if missing:
-    raise GanjaxError(f"the config has no {', '.join(missing)}; every experiment sets"
-                      f" {', '.join(REQUIRED_KEYS)}")
-  for key in ("num_train_steps", "log_every", "sample_every", "checkpoint_every",
-              "keep_checkpoints", "num_samples", "batch_size"):
-    if config[key] < 1:
-      raise GanjaxError(f"{key}={config[key]} must be at least 1")
-  if config.get("eval_every", 0) < 0:
-    raise GanjaxError(f"eval_every={config.eval_every} must be at least 0 (0 = no evaluation"
-                      " during training)")
-  if config.get("eval_metrics", "cheap") not in ("cheap", "all"):
-    raise GanjaxError(f"eval_metrics={config.eval_metrics!r} is unknown; use cheap or all")
-  seeds.count(config)
-  if config.get("on_nonfinite", "stop") not in ("stop", "rollback"):
-    raise GanjaxError(f"on_nonfinite={config.on_nonfinite!r} is unknown; use stop (end the run"
-                      " at the first NaN) or rollback (go back to the last checkpoint once)")
-  if not 0 < config.get("rollback_lr_factor", 0.5) < 1:
-    raise GanjaxError(f"rollback_lr_factor={config.rollback_lr_factor} must be between 0 and 1"
-                      " (the learning rates are multiplied by it after a rollback)")
-  data.parse_spec(config.dataset)
 
 
 def prepare_workdir(workdir: str) -> str:
@@ -106,7 +82,7 @@ def load_run(workdir: str, step: int | str | None = None):
   if not os.path.isfile(path):
     raise GanjaxError(f"{workdir} has no config.json: is it the --workdir of a training run?")
   with open(path, encoding="utf-8") as f:
-    saved = json.load(f)
+    saved = configs.upgrade(json.load(f))
   # Keys added to ganjax after the run was saved take their (neutral) defaults.
   config = configs.defaults(saved.get("algorithm", "gan"))
   config.update(saved)
@@ -260,12 +236,38 @@ def lowered_learning_rates(config, factor: float):
   return config
 
 
+def roll_back(fault: str, config, state, checkpoints, rollback_path: str, rolled_back: bool,
+              lead: bool):
+  """After a non-finite step: (restored step, state, config with lowered learning rates) of
+  the last good checkpoint, when `on_nonfinite` is "rollback", the run has not rolled back
+  before and a checkpoint exists; else GanjaxError saying where the last good state is.
+
+  Records the rollback in `rollback_path`, so that a resumed run keeps the lowered rates.
+  """
+  checkpoints.wait()
+  good = checkpoints.latest_step() or 0
+  if config.get("on_nonfinite", "stop") == "rollback" and not rolled_back and good:
+    factor = config.rollback_lr_factor
+    good, state = checkpoints.restore_latest(state)
+    if lead:
+      write_json(rollback_path, {"fault": fault, "restored_step": good, "lr_factor": factor})
+    logs.info(f"{fault}; rolled back to the checkpoint at step {good} and continuing with the"
+              f" learning rates times {factor} (once; see {rollback_path})", lead)
+    return good, state, lowered_learning_rates(config, factor)
+  kept = (f"the last good checkpoint, step {good}, is in {checkpoints.directory}"
+          if good else "no checkpoint was saved before it")
+  advice = ("it already rolled back once" if rolled_back else
+            "lower the learning rates, or set --config.on_nonfinite=rollback to go back to the"
+            " last checkpoint with lower learning rates once")
+  raise GanjaxError(f"{fault}; the run stopped and wrote nothing after it: {kept}; {advice}")
+
+
 def train_and_evaluate(config, workdir: str):
   """Trains `config` in `workdir`, resuming from its newest checkpoint; returns the final state."""
-  validate_config(config)
-  algorithm = algorithms.get(config.algorithm)
-  algorithm.validate(config)
+  algorithm = algorithms.get(config.get("algorithm", ""))
+  algorithm.validate(config)  # every check of the config, before anything is built
   mesh = parallel.make_mesh()
+  backend = backends.resolve(mesh.devices.flat, config.algorithm)
   per_device = parallel.per_device_batch_size(config.batch_size, mesh)
   lead = jax.process_index() == 0
   # Mistakes in the data or in a resumed config are reported before the workdir is touched.
@@ -287,6 +289,7 @@ def train_and_evaluate(config, workdir: str):
 
   if lead:
     write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
+    data.save_class_names(config, workdir)  # classes.json, for sample --labels
     write_json(os.path.join(workdir, "summary.json"), {
         "algorithm": config.algorithm,
         "dataset": config.dataset,
@@ -299,6 +302,7 @@ def train_and_evaluate(config, workdir: str):
         "per_device_batch_size": per_device,
         "per_process_batch_size": config.batch_size // jax.process_count(),
         "jax_version": jax.__version__,
+        "backend": backend.describe(),
     })
   total = config.num_train_steps
   if start >= total:
@@ -316,10 +320,10 @@ def train_and_evaluate(config, workdir: str):
     logs.info(f"learning rates times {factor}, as since the rollback in {rollback_path}", lead)
 
   def make_step(config):
-    step = functools.partial(algorithm.train_step, config)
+    step = functools.partial(algorithm.train_step, config, backend=backend)
     return parallel.data_parallel(seeds.over_seeds(with_health(step), config), mesh,
                                   batch_axis=batch_axis,
-                                  compiler_options=algorithm.compiler_options(config))
+                                  compiler_options=backend.jit_options())
 
   def make_input(config, start):
     # Batches carry a leading axis of critic updates: [n_critic, batch, ...], and before it
@@ -335,7 +339,8 @@ def train_and_evaluate(config, workdir: str):
   batch_axis = 1 if num_seeds == 1 else 2
   train_step = make_step(config)
   batches = make_input(config, start)
-  preview = jax.jit(seeds.over_seeds(functools.partial(algorithm.preview, config), config,
+  preview = jax.jit(seeds.over_seeds(functools.partial(algorithm.preview, config,
+                                                       backend=backend), config,
                                      in_axes=(0, None)))
   examples = (data.preview_examples(config, config.num_samples)
               if data.is_unpaired(config.dataset) else None)
@@ -347,6 +352,7 @@ def train_and_evaluate(config, workdir: str):
   progress = logs.Progress(total, start, lead)
   logs.info(f"training {config.algorithm} on {config.dataset} for {total} steps, batch"
             f" {config.batch_size} over {mesh.size} {jax.devices()[0].platform} device(s)", lead)
+  logs.info(f"backend: {backend.describe()}", lead)
 
   def close():
     progress.close()
@@ -382,31 +388,17 @@ def train_and_evaluate(config, workdir: str):
         fault = first_fault(pending[checked:], num_seeds)
         checked = len(pending)
         if fault:
-          checkpoints.wait()
-          good = checkpoints.latest_step() or 0
-          if config.get("on_nonfinite", "stop") == "rollback" and not rolled_back and good:
-            factor = config.rollback_lr_factor
-            good, state = checkpoints.restore_latest(state)
-            config = lowered_learning_rates(config, factor)
-            if lead:
-              write_json(rollback_path, {"fault": fault, "restored_step": good,
-                                         "lr_factor": factor})
-            logs.info(f"{fault}; rolled back to the checkpoint at step {good} and continuing"
-                      f" with the learning rates times {factor} (once; see {rollback_path})",
-                      lead)
-            rolled_back = True
-            train_step, batches = make_step(config), make_input(config, good)
-            step, pending, checked = good, [], 0
-            progress.restart_clock(step)
-            continue
-          close()
-          kept = (f"the last good checkpoint, step {good}, is in {checkpoints.directory}"
-                  if good else "no checkpoint was saved before it")
-          advice = ("it already rolled back once" if rolled_back else
-                    "lower the learning rates, or set --config.on_nonfinite=rollback to go"
-                    " back to the last checkpoint with lower learning rates once")
-          raise GanjaxError(f"{fault}; the run stopped and wrote nothing after it: {kept};"
-                            f" {advice}")
+          try:
+            good, state, config = roll_back(fault, config, state, checkpoints, rollback_path,
+                                             rolled_back, lead)
+          except GanjaxError:
+            close()
+            raise
+          rolled_back = True
+          train_step, batches = make_step(config), make_input(config, good)
+          step, pending, checked = good, [], 0
+          progress.restart_clock(step)
+          continue
 
       if log:
         values = mean_metrics([m for _, m in pending], num_seeds)

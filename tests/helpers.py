@@ -20,3 +20,14 @@ def tiny_config(**overrides):
                      log_every=2, sample_every=2, checkpoint_every=2, num_samples=16))
   config.update(overrides)
   return config
+
+
+EPS32 = float(__import__("numpy").finfo("float32").eps)
+
+
+def float32_tolerance(terms: int, scale: float, factor: float = 2.0) -> float:
+  """The absolute tolerance between two float32 computations of the same sums of `terms`
+  products in different orders (other kernels, another CPU, another form): each
+  reordering of a sum of n terms changes it by at most about n * eps * sum |terms|,
+  with `scale` standing for that sum's size (the largest magnitude compared)."""
+  return factor * terms * EPS32 * scale

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ganjax.models import cyclegan, layers
+from ganjax.models import cyclegan
 
 
 def _shapes(module, x):
@@ -170,62 +170,6 @@ def test_instance_norm_matches_numpy():
   np.testing.assert_allclose(got.mean(axis=(1, 2)), 0.0, atol=1e-3)
 
 
-def _torch_conv_transpose(x, kernel, stride, padding, output_padding):
-  """PyTorch's ConvTranspose2d (NHWC; kernel [kh, kw, in, out]) as scatter-add, in NumPy."""
-  b, h, w, _ = x.shape
-  kh, kw, _, cout = kernel.shape
-  full = np.zeros((b, (h - 1) * stride + kh + output_padding,
-                   (w - 1) * stride + kw + output_padding, cout))
-  for i in range(h):
-    for j in range(w):
-      full[:, i * stride:i * stride + kh, j * stride:j * stride + kw] += np.einsum(
-          "bc,hwco->bhwo", x[:, i, j], kernel)
-  out_h = (h - 1) * stride - 2 * padding + kh + output_padding
-  out_w = (w - 1) * stride - 2 * padding + kw + output_padding
-  return full[:, padding:padding + out_h, padding:padding + out_w]
-
-
-def test_upsampling_is_pytorch_conv_transpose_k3_s2_p1_op1():
-  """layers.ConvTranspose with pads (1, 2) is PyTorch's (k3, s2, p1, output_padding 1),
-  with the kernel flipped, and matches nn.ConvTranspose in outputs and gradients."""
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 5))
-  kwargs = dict(features=4, kernel_size=(3, 3), strides=(2, 2), padding=((1, 2), (1, 2)))
-  ref, ours = nn.ConvTranspose(**kwargs), layers.ConvTranspose(**kwargs)
-  variables = ref.init(jax.random.PRNGKey(1), x)
-  variables = jax.tree.map(
-      lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(2), a.shape), variables)
-  got = ours.apply(variables, x)
-  assert got.shape == (2, 12, 12, 4)  # exactly 2x
-  np.testing.assert_allclose(got, ref.apply(variables, x), rtol=1e-5, atol=1e-5)
-  kernel = np.asarray(variables["params"]["kernel"])[::-1, ::-1]
-  want = _torch_conv_transpose(np.asarray(x, np.float64), kernel.astype(np.float64), 2, 1, 1)
-  np.testing.assert_allclose(got, want + np.asarray(variables["params"]["bias"]),
-                             rtol=1e-4, atol=1e-4)
-
-  def loss(module):
-    return lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)) * jnp.arange(4.0))
-
-  want_grads = jax.grad(loss(ref), argnums=(0, 1))(variables, x)
-  got_grads = jax.grad(loss(ours), argnums=(0, 1))(variables, x)
-  for a, b in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-
-
-def test_upsampling_avoids_input_dilated_convolutions():
-  """The generator's transposed convolution takes layers.py's phase form (ordinary
-  stride-1 convolutions), whose gradients XLA:CPU computes fast, not lax.conv_transpose's
-  input-dilated convolution, in the forward pass and in both gradients."""
-  up = layers.ConvTranspose(4, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)))
-  x = jnp.zeros((1, 8, 8, 5))
-  variables = up.init(jax.random.PRNGKey(0), x)
-  with layers.conv_form("native"):  # with few channels the CPU would use matrix products
-    jaxpr = jax.make_jaxpr(jax.grad(lambda v, x: jnp.sum(up.apply(v, x)), argnums=(0, 1)))(
-        variables, x)
-  dilations = {tuple(eqn.params["lhs_dilation"]) for eqn in jaxpr.eqns
-               if eqn.primitive.name == "conv_general_dilated"}
-  assert dilations == {(1, 1)}
-
-
 @pytest.mark.parametrize("shape", [(1, 30, 30, 3), (1, 32, 30, 3), (1, 4, 4, 3)])
 def test_generator_refuses_sizes_it_cannot_build(shape):
   g = cyclegan.ResnetGenerator(width=8, num_blocks=1)
@@ -244,30 +188,32 @@ def test_discriminator_refuses_images_too_small_for_a_patch():
     cyclegan.PatchDiscriminator(width=8).init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
 
 
-def test_generator_on_the_cpu_matches_native_convolutions():
-  """On the CPU the ResNet generator computes every convolution as matrix products
-  (layers.cpu_form); outputs and gradients equal those of the native convolutions."""
-  assert jax.default_backend() == "cpu"
-  g = cyclegan.ResnetGenerator(channels=3, width=8, num_blocks=1)
-  x = jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3), minval=-1.0, maxval=1.0)
-  variables = g.init(jax.random.PRNGKey(1), x)
-  variables = jax.tree.map(lambda a: a + 0.05 * jax.random.normal(jax.random.PRNGKey(2),
-                                                                   a.shape), variables)
-  target = jax.random.uniform(jax.random.PRNGKey(3), x.shape, minval=-1.0, maxval=1.0)
+def _torch_conv_transpose(x, kernel, stride, padding, output_padding):
+  """PyTorch's ConvTranspose2d (NHWC; kernel [kh, kw, in, out]) as scatter-add, in NumPy."""
+  b, h, w, _ = x.shape
+  kh, kw, _, cout = kernel.shape
+  full = np.zeros((b, (h - 1) * stride + kh + output_padding,
+                   (w - 1) * stride + kw + output_padding, cout))
+  for i in range(h):
+    for j in range(w):
+      full[:, i * stride:i * stride + kh, j * stride:j * stride + kw] += np.einsum(
+          "bc,hwco->bhwo", x[:, i, j], kernel)
+  out_h = (h - 1) * stride - 2 * padding + kh + output_padding
+  out_w = (w - 1) * stride - 2 * padding + kw + output_padding
+  return full[:, padding:padding + out_h, padding:padding + out_w]
 
-  def run():  # a new function each time: jit traces it again under the context
-    loss = lambda v, x: jnp.mean(jnp.abs(g.apply(v, g.apply(v, x)) - target))  # noqa: E731
-    fn = jax.jit(lambda v, x: (g.apply(v, x), jax.grad(loss, argnums=(0, 1))(v, x)))
-    return fn(variables, x), fn.lower(variables, x).as_text()
 
-  (out, grads), lowered = run()
-  with layers.conv_form("native"):
-    (want, want_grads), native = run()
-  assert "convolution" not in lowered and "convolution" in native
-  np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
-  # Biases followed by instance norm have a gradient of 0 up to rounding (~1e-9): the
-  # tolerance is relative to each leaf and, for those, to the largest gradient.
-  largest = max(float(np.max(np.abs(b))) for b in jax.tree.leaves(want_grads))
-  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads)):
-    np.testing.assert_allclose(a, b, rtol=1e-4,
-                               atol=1e-4 * float(np.max(np.abs(b))) + 1e-6 * largest)
+def test_upsampling_is_pytorch_conv_transpose_k3_s2_p1_op1():
+  """The generator's ConvTranspose with pads (1, 2) is PyTorch's (k3, s2, p1,
+  output_padding 1) with the kernel flipped: exactly 2x, the same values."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 5))
+  up = nn.ConvTranspose(features=4, kernel_size=(3, 3), strides=(2, 2), padding=((1, 2), (1, 2)))
+  variables = up.init(jax.random.PRNGKey(1), x)
+  variables = jax.tree.map(
+      lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(2), a.shape), variables)
+  got = up.apply(variables, x)
+  assert got.shape == (2, 12, 12, 4)  # exactly 2x
+  kernel = np.asarray(variables["params"]["kernel"])[::-1, ::-1]
+  want = _torch_conv_transpose(np.asarray(x, np.float64), kernel.astype(np.float64), 2, 1, 1)
+  np.testing.assert_allclose(got, want + np.asarray(variables["params"]["bias"]),
+                             rtol=1e-4, atol=1e-4)

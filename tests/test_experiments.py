@@ -43,9 +43,9 @@ def test_cifar10_preset_trains_on_mock_tfds(tmp_path):
 
 TINY_IMAGES = dict(g_width=8, d_width=8, latent_dim=16, label_dim=8, batch_size=16,
                    num_samples=20)
-# lr_decay 0: the resumed run below is longer than its first part, and a decaying
+# lr_decay_start 1: the resumed run below is longer than its first part, and a decaying
 # schedule depends on the run's length (test_lr_schedule resumes a decaying run).
-TINY_POINTS = dict(g_width=16, d_width=16, batch_size=16, num_samples=100, lr_decay=0.0)
+TINY_POINTS = dict(g_width=16, d_width=16, batch_size=16, num_samples=100, lr_decay_start=1.0)
 
 
 @pytest.mark.parametrize("name,preset,overrides", [

@@ -19,8 +19,8 @@ def poisoned(where: str, at_step: int, above_lr: float = 0.0):
   (while g_lr is above `above_lr`)."""
   original = gan.train_step
 
-  def step(config, state, batch):
-    new_state, metrics = original(config, state, batch)
+  def step(config, state, batch, **options):
+    new_state, metrics = original(config, state, batch, **options)
     bad = (state.step + 1 == at_step) & (config.g_lr > above_lr)
     nan = jnp.where(bad, jnp.nan, 0.0)
     if where == "d_loss":
@@ -81,8 +81,8 @@ def test_rollback_goes_back_once_with_lower_learning_rates(monkeypatch, tmp_path
 def test_a_nan_in_one_seed_names_the_replica(monkeypatch, tmp_path):
   original = gan.train_step
 
-  def step(config, state, batch):  # replica 1 (seed 1) only: its key differs from replica 0's
-    new_state, metrics = original(config, state, batch)
+  def step(config, state, batch, **options):  # replica 1 (seed 1) only: its key differs from replica 0's
+    new_state, metrics = original(config, state, batch, **options)
     bad = (state.step + 1 == 2) & (state.rng[1] == 1)
     return new_state, {**metrics, "g_loss": metrics["g_loss"] + jnp.where(bad, jnp.nan, 0.0)}
   monkeypatch.setattr(gan, "train_step", step)
@@ -92,6 +92,6 @@ def test_a_nan_in_one_seed_names_the_replica(monkeypatch, tmp_path):
 
 def test_bad_nonfinite_options():
   with pytest.raises(GanjaxError, match="on_nonfinite='retry' is unknown"):
-    train.validate_config(config(on_nonfinite="retry"))
+    gan.validate(config(on_nonfinite="retry"))
   with pytest.raises(GanjaxError, match="rollback_lr_factor=1.5 must be between 0 and 1"):
-    train.validate_config(config(rollback_lr_factor=1.5))
+    gan.validate(config(rollback_lr_factor=1.5))

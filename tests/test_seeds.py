@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from ganjax import seeds, train
+from ganjax.algorithms import gan
 from ganjax.cli import evaluate_cmd as evaluate, sample_cmd as sample
 from tests.helpers import experiment_config, tiny_config
 
@@ -199,4 +200,4 @@ def test_bad_num_seeds_is_one_clear_error(bad):
   config = tiny_config()
   with pytest.raises(Exception, match="num_seeds=.* must be a whole number"):
     config.num_seeds = bad
-    train.validate_config(config)
+    gan.validate(config)

@@ -1,5 +1,6 @@
 """WGAN and WGAN-GP: the penalty, clipping, sign conventions, the scanned critic loop, training."""
 
+import dataclasses
 import functools
 
 import jax
@@ -7,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ganjax import data, losses, parallel, train
+from ganjax import backend, data, losses, parallel, train
 from ganjax.algorithms import gan, wgan
 from ganjax.errors import GanjaxError
 from tests.helpers import experiment_config
@@ -44,6 +45,23 @@ def test_gradient_penalty_interpolates_with_one_weight_per_example():
   # x_hat = u - (1 - u) = 2u - 1 in every pixel, so ||x_hat|| = |2u - 1| * sqrt(18).
   np.testing.assert_allclose(norms, np.abs(2 * u - 1) * np.sqrt(18), rtol=1e-5)
   assert len(np.unique(np.round(u, 6))) == 6  # a different weight for each example
+
+
+def test_gradient_penalty_weights_are_the_global_batch_weights_on_any_device_count():
+  # D(x) = sum(x^2) / 2 again: each norm is |2u - 1| * sqrt(8), so it shows the example's u.
+  critic = lambda x: 0.5 * jnp.sum(x**2, axis=(1, 2, 3))
+  real, fake = jnp.ones((16, 2, 2, 2)), -jnp.ones((16, 2, 2, 2))
+  key = jax.random.PRNGKey(3)
+  _, whole = losses.gradient_penalty(critic, real, fake, key)
+  spec = jax.sharding.PartitionSpec(parallel.AXIS)
+  for n in (1, 2, 8):
+    mesh = parallel.make_mesh(jax.devices()[:n])
+    norms = jax.jit(jax.shard_map(
+        lambda r, f: losses.gradient_penalty(critic, r, f, key, axis_name=parallel.AXIS)[1],
+        mesh=mesh, in_specs=(spec, spec), out_specs=spec))(real, fake)
+    # The same u for every example; the norms are computed alike, up to rounding.
+    np.testing.assert_allclose(norms, whole, rtol=1e-6, err_msg=f"{n} devices")
+  assert len(np.unique(np.round(np.asarray(whole), 5))) == 16  # no weight repeats
 
 
 def test_wasserstein_sign_convention():
@@ -87,14 +105,17 @@ def test_wgan_gp_config_errors(overrides, message):
     wgan.validate(config)
 
 
-def one_step(config, n_devices=1):
+def one_step(config, n_devices=1, run_backend=None):
+  """One step from the initial state, with `run_backend` (default: what train.py resolves)."""
   mesh = parallel.make_mesh(jax.devices()[:n_devices])
+  run_backend = run_backend or backend.resolve(mesh.devices.flat, config.algorithm)
   per_step = functools.partial(gan.critic_iterations, config)
   batch = next(data.make_batches(config, per_step=per_step))
   state = gan.init(config, jax.random.PRNGKey(0), {"image": batch["image"][0]})
   state = parallel.replicate(jax.device_get(state), mesh)
-  step = parallel.data_parallel(functools.partial(gan.train_step, config), mesh, batch_axis=1,
-                                donate=False)
+  step = parallel.data_parallel(functools.partial(gan.train_step, config, backend=run_backend),
+                                mesh, batch_axis=1, donate=False,
+                                compiler_options=run_backend.jit_options())
   new_state, metrics = step(state, parallel.shard_batch(batch, mesh, batch_axis=1))
   return jax.device_get(state), jax.device_get(new_state), jax.device_get(metrics), batch
 
@@ -109,32 +130,41 @@ def test_weight_clipping_bounds_the_critic_after_a_step():
   assert np.isclose(metrics["wasserstein"], -metrics["d_loss"])
 
 
-def lowered_step(config) -> str:
+def lowered_step(config, run_backend) -> str:
   per_step = functools.partial(gan.critic_iterations, config)
   batch = next(data.make_batches(config, per_step=per_step))
   mesh = parallel.make_mesh(jax.devices()[:1])
   state = jax.eval_shape(functools.partial(gan.init, config), jax.random.PRNGKey(0),
                          {"image": batch["image"][0]})
-  step = parallel.data_parallel(functools.partial(gan.train_step, config), mesh, batch_axis=1)
+  step = parallel.data_parallel(functools.partial(gan.train_step, config, backend=run_backend),
+                                mesh, batch_axis=1)
   return step.lower(state, batch).as_text()
 
 
-def test_critic_updates_are_unrolled_on_the_cpu_up_to_ten():
-  """No loop around the critic updates up to UNROLLED_CRITIC_UPDATES of them, one beyond.
-  (The random bits' lowering has loops of its own: one critic update has no critic loop.)"""
-  assert jax.default_backend() == "cpu"
-  loops = lambda n: lowered_step(tiny("wgan_gp", n_critic=n)).count("stablehlo.while")  # noqa: E731
+def test_critic_updates_are_unrolled_as_the_backend_says():
+  """No loop around the critic updates up to the backend's unrolled_critic_updates of
+  them, one beyond; the stock backend always loops. (The random bits' lowering has loops
+  of its own: one critic update has no critic loop.)"""
+  cpu = backend.resolve(jax.devices()[:1], "wgan_gp")
+  most = cpu.unrolled_critic_updates
+  assert most == backend.UNROLLED_CRITIC_UPDATES
+
+  def loops(n, run_backend=cpu):
+    return lowered_step(tiny("wgan_gp", n_critic=n), run_backend).count("stablehlo.while")
   base = loops(1)
-  for n, extra in [(3, 0), (gan.UNROLLED_CRITIC_UPDATES, 0), (gan.UNROLLED_CRITIC_UPDATES + 1, 1)]:
+  for n, extra in [(3, 0), (most, 0), (most + 1, 1)]:
     assert loops(n) == base + extra, n
+  assert loops(3, backend.STOCK_BACKEND) == base + 1
 
 
 @pytest.mark.parametrize("unrolled", [True, False])
-def test_scanned_critic_updates_equal_separate_updates(monkeypatch, unrolled):
-  """The critic updates, unrolled or a loop, are the updates written out one by one."""
-  monkeypatch.setattr(gan, "UNROLLED_CRITIC_UPDATES", 10 if unrolled else 1)
+def test_scanned_critic_updates_equal_separate_updates(unrolled):
+  """The critic updates, unrolled or a loop (built with the loop's layers), are the updates
+  written out one by one."""
+  cpu = backend.resolve(jax.devices()[:1], "wgan_gp")
+  run_backend = cpu if unrolled else dataclasses.replace(cpu, unrolled_critic_updates=0)
   config = tiny("wgan_gp", n_critic=3)
-  before, after, metrics, batch = one_step(config)
+  before, after, metrics, batch = one_step(config, run_backend=run_backend)
   # The same three critic updates and one generator update, written out by hand.
   generator, critic = gan.models(config, axis_name=None)
   txs = gan.optimizers(config)

@@ -1,6 +1,8 @@
 """Algorithm families; each module exposes validate, init, train_step, critic_iterations,
-compiler_options, preview_inputs and preview (GAN-family modules also latent and sample;
-cyclegan translate)."""
+preview_inputs and preview (GAN-family modules also latent, sample and
+sampling_variables; cyclegan translate). `init`, `train_step`, `preview`, `sample`
+and `translate` take a keyword `backend` (ganjax/backend.py) that the caller resolves
+once per run; its default is the stock Flax layers."""
 
 import importlib
 

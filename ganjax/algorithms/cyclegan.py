@@ -45,8 +45,12 @@ import optax
 from jax import lax
 
 from ganjax import losses
+from ganjax import validation
 from ganjax.algorithms.gan import compute_dtype, ema_update
+from ganjax.algorithms.gan import learning_rate as gan_learning_rate
+from ganjax.backend import STOCK_BACKEND, Backend
 from ganjax.errors import GanjaxError
+from ganjax.models import STOCK, Layers
 from ganjax.models import cyclegan as nets
 from ganjax.parallel import AXIS
 
@@ -67,7 +71,8 @@ class CycleGANState:
 
 
 def validate(config) -> None:
-  compute_dtype(config)
+  """Raises GanjaxError for a config this algorithm cannot train (validation.common first)."""
+  validation.common(config)
   if config.loss not in ("least_squares", "non_saturating"):
     raise GanjaxError(f"loss={config.loss!r}: CycleGAN trains with 'least_squares' (the"
                       " paper) or 'non_saturating'; set --config.loss")
@@ -83,11 +88,6 @@ def validate(config) -> None:
   for key in ("cycle_weight", "identity_weight", "pool_size"):
     if config[key] < 0:
       raise GanjaxError(f"{key}={config[key]} must be >= 0")
-  if not 0.0 <= config.lr_decay_start <= 1.0:
-    raise GanjaxError(f"lr_decay_start={config.lr_decay_start} must be a fraction of the"
-                      " run in [0, 1] (0.5: the second half decays, as the paper)")
-  if not 0.0 <= config.ema_decay < 1.0:
-    raise GanjaxError(f"ema_decay={config.ema_decay} must be in [0, 1) (0 = no EMA)")
 
 
 def critic_iterations(config, step: int) -> int:
@@ -95,28 +95,21 @@ def critic_iterations(config, step: int) -> int:
   return 1
 
 
-def compiler_options(config) -> dict:
-  """XLA's defaults: CycleGAN's step ran 0.8x as fast with gan.py's options on the CPU
-  (xla_defaults.CONVOLUTIONS_BY_XLA)."""
-  del config
-  return {}
-
-
-def models(config):
+def models(config, layers: Layers = STOCK):
+  """(ResNet generator, PatchGAN discriminator), built with `layers`' convolutions."""
   dtype = compute_dtype(config)
   generator = nets.ResnetGenerator(channels=config.channels, width=config.g_width,
-                                   num_blocks=config.num_blocks, dtype=dtype)
+                                   num_blocks=config.num_blocks, dtype=dtype, conv=layers.conv,
+                                   conv_transpose=layers.conv_transpose)
   discriminator = nets.PatchDiscriminator(width=config.d_width, num_layers=config.d_layers,
-                                          dtype=dtype)
+                                          dtype=dtype, conv=layers.conv)
   return generator, discriminator
 
 
 def learning_rate(config):
-  """Constant, then linear decay to zero over the last (1 - lr_decay_start) of the run."""
-  total = config.num_train_steps
-  begin = int(round(config.lr_decay_start * total))
-  return optax.linear_schedule(config.lr, 0.0, transition_steps=max(total - begin, 1),
-                               transition_begin=begin)
+  """Constant, then linear decay to zero over the last (1 - lr_decay_start) of the run,
+  as every algorithm's (gan.learning_rate)."""
+  return gan_learning_rate(config, config.lr)
 
 
 def optimizers(config):
@@ -124,8 +117,8 @@ def optimizers(config):
   return {"generators": tx, "discriminators": tx}
 
 
-def init(config, rng, example_batch) -> CycleGANState:
-  generator, discriminator = models(config)
+def init(config, rng, example_batch, backend: Backend = STOCK_BACKEND) -> CycleGANState:
+  generator, discriminator = models(config, backend.layers)
   images = jnp.asarray(example_batch["image"][:1])
   keys = jax.random.split(jax.random.fold_in(rng, 0xC1C), 4)
   params = {
@@ -195,9 +188,10 @@ def _gan_terms(config):
           lambda real, fake: 0.5 * losses.discriminator_loss(real, fake))
 
 
-def train_step(config, state: CycleGANState, batch):
-  """Both generators, then both discriminators; one step of the reference loop."""
-  generator, discriminator = models(config)
+def train_step(config, state: CycleGANState, batch, backend: Backend = STOCK_BACKEND):
+  """Both generators, then both discriminators; one step of the reference loop. `backend`
+  (ganjax/backend.py) gives the networks' convolution layers."""
+  generator, discriminator = models(config, backend.layers)
   txs = optimizers(config)
   g_term, d_loss_fn = _gan_terms(config)
   real_a, real_b = batch["image_a"][0], batch["image_b"][0]
@@ -262,11 +256,12 @@ def train_step(config, state: CycleGANState, batch):
   return new_state, metrics
 
 
-def translate(config, state: CycleGANState, images, direction: str = "AtoB"):
+def translate(config, state: CycleGANState, images, direction: str = "AtoB",
+              backend: Backend = STOCK_BACKEND):
   """images of one domain -> the other, with the EMA weights when kept."""
   if direction not in DIRECTIONS:
     raise GanjaxError(f"direction={direction!r}: use AtoB or BtoA")
-  generator, _ = models(config)
+  generator, _ = models(config, backend.layers)
   name = DIRECTIONS[direction]
   params = state.ema[name] if config.ema_decay else state.params[name]
   return generator.apply({"params": params}, images)
@@ -278,10 +273,10 @@ def preview_inputs(config, examples):
   return {"a": np.asarray(examples["a"][:n]), "b": np.asarray(examples["b"][:n])}, n
 
 
-def preview(config, state, inputs):
+def preview(config, state, inputs, backend: Backend = STOCK_BACKEND):
   """Six rows: real A, G(A), F(G(A)), real B, F(B), G(F(B))."""
   a, b = inputs["a"], inputs["b"]
-  ab = translate(config, state, a, "AtoB")
-  ba = translate(config, state, b, "BtoA")
-  return jnp.concatenate([a, ab, translate(config, state, ab, "BtoA"),
-                          b, ba, translate(config, state, ba, "AtoB")])
+  ab = translate(config, state, a, "AtoB", backend)
+  ba = translate(config, state, b, "BtoA", backend)
+  return jnp.concatenate([a, ab, translate(config, state, ab, "BtoA", backend),
+                          b, ba, translate(config, state, ba, "AtoB", backend)])

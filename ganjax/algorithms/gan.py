@@ -19,9 +19,13 @@ reference DCGAN loop: the generator makes a batch of fakes; the
 discriminator takes one step on the real batch and on those fakes; then the
 generator takes one step against the updated discriminator, reusing its
 forward pass through `jax.vjp`, as the reference reuses `fake = G(z)`. With
-n_critic > 1 the critic updates run in a `lax.scan` (unrolled on the CPU for
-up to 10 updates: `unroll_critic`), each on fresh real data and fresh fakes,
+n_critic > 1 the critic updates run in a `lax.scan` (unrolled where the
+backend says so, ganjax/backend.py), each on fresh real data and fresh fakes,
 and the generator update draws fresh noise, as in the WGAN reference code.
+
+`backend` (ganjax/backend.py, resolved once per run by the caller; default: the
+stock Flax layers) supplies the convolution layers the networks are built
+with and whether the critic updates are unrolled. A variant forwards it.
 
 Options that apply to every algorithm here (ganjax/configs.py):
   num_classes > 0   class-conditional (cGAN): G and D take labels. The fakes of
@@ -35,7 +39,9 @@ Options that apply to every algorithm here (ganjax/configs.py):
                     leaves feature matching alone.
   ema_decay > 0     keeps an exponential moving average of G's weights in the
                     state, ema <- d * ema + (1 - d) * params after every
-                    generator update; `sample` uses it.
+                    generator update; `sample` uses it, with BatchNorm
+                    statistics computed for the EMA weights themselves
+                    (`standing_statistics`).
   minibatch_stddev  the minibatch standard-deviation feature in D.
   dtype             "bfloat16" runs the networks' hidden layers in bfloat16
                     (GPU/TPU); parameters, optimizer states, BatchNorm
@@ -51,9 +57,10 @@ import numpy as np
 import optax
 from jax import lax
 
-from ganjax import losses, xla_defaults
+from ganjax import losses, validation
+from ganjax.backend import STOCK_BACKEND, Backend
 from ganjax.errors import GanjaxError
-from ganjax.models import dcgan, layers, mlp
+from ganjax.models import STOCK, Layers, dcgan, mlp
 from ganjax.parallel import AXIS
 
 NETWORKS = ("generator", "discriminator")
@@ -70,25 +77,18 @@ class GANState:
   ema: dict                  # EMA of the generator's params ({} when ema_decay = 0)
 
 
-def _choice(config, key: str, allowed) -> None:
-  if config[key] not in allowed:
-    raise GanjaxError(f"{key}={config[key]!r} is not one of {', '.join(map(str, allowed))};"
-                      f" set --config.{key}")
+_choice = validation.choice
 
 
 def compute_dtype(config):
-  """The networks' compute dtype from config.dtype (float32 when a config has no such key)."""
-  name = config.get("dtype", "float32")
-  if name not in DTYPES:
-    raise GanjaxError(f"dtype={name!r} is not one of {', '.join(DTYPES)}; set"
-                      " --config.dtype=float32 (or bfloat16 to compute in bfloat16 with"
-                      " float32 parameters)")
-  return DTYPES[name]
+  """The networks' compute dtype from config.dtype (float32 when a config has no such key;
+  validation.common refuses other names)."""
+  return DTYPES[config.get("dtype", "float32")]
 
 
 def validate(config) -> None:
-  """Raises GanjaxError for a config this algorithm cannot train."""
-  compute_dtype(config)
+  """Raises GanjaxError for a config this algorithm cannot train (validation.common first)."""
+  validation.common(config)
   _choice(config, "loss", tuple(losses.OBJECTIVES))
   _choice(config, "noise", ("normal", "uniform"))
   _choice(config, "d_norm", ("batch", "layer", "none"))
@@ -101,9 +101,6 @@ def validate(config) -> None:
   if config.num_classes and config.architecture != "dcgan":
     raise GanjaxError(f"num_classes={config.num_classes}: class conditioning is built for"
                       " architecture='dcgan'; set --config.num_classes=0")
-  if not 0.0 <= config.ema_decay < 1.0:
-    raise GanjaxError(f"ema_decay={config.ema_decay} must be in [0, 1) (0 = no EMA; 0.999 is"
-                      " common)")
   if config.feature_matching < 0 or config.adversarial_weight < 0:
     raise GanjaxError("feature_matching and adversarial_weight must be >= 0")
   if config.feature_matching == 0 and config.adversarial_weight == 0:
@@ -114,7 +111,12 @@ def validate(config) -> None:
                       " size; 4 is usual, 0 = off)")
   if config.minibatch_stddev:
     local = config.batch_size // jax.device_count()
-    if local % min(config.minibatch_stddev, local):
+    if config.minibatch_stddev > local:
+      raise GanjaxError(
+          f"minibatch_stddev={config.minibatch_stddev}: a group larger than the per-device"
+          f" batch of {local} shrinks to it, so the result would depend on the device count;"
+          f" set --config.minibatch_stddev to at most {local} (or raise batch_size)")
+    if local % config.minibatch_stddev:
       raise GanjaxError(
           f"minibatch_stddev={config.minibatch_stddev}: the per-device batch of {local}"
           " does not split into groups of that size; use a divisor of it")
@@ -134,19 +136,17 @@ def validate(config) -> None:
         f"d_norm='batch' with gp_weight={config.gp_weight}: the gradient penalty needs each"
         " example's own critic gradient, which BatchNorm mixes across the batch; set"
         " --config.d_norm=layer (or none)")
+  if config.gp_weight > 0 and config.minibatch_stddev:
+    raise GanjaxError(
+        f"minibatch_stddev={config.minibatch_stddev} with gp_weight={config.gp_weight}: the"
+        " gradient penalty needs each example's own critic gradient, which the minibatch"
+        " standard deviation mixes across its group; set --config.minibatch_stddev=0 (or"
+        " --config.gp_weight=0)")
   if config.architecture == "dcgan":
     try:
       dcgan.num_stages(config.image_size)
     except ValueError as e:
       raise GanjaxError(str(e) + "; set --config.image_size") from e
-
-
-def compiler_options(config) -> dict:
-  """XLA options of the train step's program: on the CPU, convolutions on XLA's own
-  kernels rather than YNNPACK's (xla_defaults.CONVOLUTIONS_BY_XLA: DCGAN-32, cGAN and
-  WGAN-GP 1.5x to 1.7x faster)."""
-  del config
-  return xla_defaults.program_options(xla_defaults.CONVOLUTIONS_BY_XLA)
 
 
 def critic_iterations(config, step: int) -> int:
@@ -160,7 +160,8 @@ def critic_iterations(config, step: int) -> int:
   return config.n_critic
 
 
-def models(config, axis_name: str | None = AXIS):
+def models(config, axis_name: str | None = AXIS, layers: Layers = STOCK):
+  """(generator, discriminator) of the config, built with the convolutions of `layers`."""
   dtype = compute_dtype(config)
   if config.architecture == "mlp":
     generator = mlp.Generator(out_dim=config.channels, width=config.g_width,
@@ -174,39 +175,36 @@ def models(config, axis_name: str | None = AXIS):
   generator = dcgan.Generator(image_size=config.image_size, channels=config.channels,
                               width=config.g_width, axis_name=axis_name,
                               num_classes=config.num_classes, label_dim=config.label_dim,
-                              dtype=dtype)
+                              dtype=dtype, conv_transpose=layers.conv_transpose)
   discriminator = dcgan.Discriminator(image_size=config.image_size, width=config.d_width,
                                       negative_slope=config.leaky_relu_slope,
                                       norm=config.d_norm, axis_name=axis_name,
                                       num_classes=config.num_classes,
                                       conditioning=config.conditioning,
-                                      minibatch_stddev=config.minibatch_stddev, dtype=dtype)
+                                      minibatch_stddev=config.minibatch_stddev, dtype=dtype,
+                                      conv=layers.conv)
   return generator, discriminator
 
 
 def learning_rate(config, lr: float, updates_per_step: int = 1):
-  """`lr`, or with `lr_decay` > 0 an optax schedule over optimizer updates: constant,
-  then falling linearly to 0 over the last fraction `lr_decay` of the run.
+  """`lr` until the fraction `lr_decay_start` of the run, then falling linearly to 0 at
+  its end (an optax schedule over optimizer updates); `lr` itself when lr_decay_start is 1.
 
   An optimizer makes `updates_per_step` updates per generator iteration (the
   critic: n_critic), so both networks' rates fall over the same generator
   iterations. The extra critic updates of `critic_warmup` are not counted:
   with it the critic's decay starts a little early.
   """
-  fraction = config.get("lr_decay", 0.0)  # absent from the config.json of older runs
-  if not fraction:
+  start = config.get("lr_decay_start", 1.0)
+  if start >= 1.0:
     return lr
   total = config.num_train_steps * updates_per_step
-  decay = max(1, round(fraction * total))
-  return optax.join_schedules(
-      [optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, decay)], [total - decay])
+  begin = int(round(start * total))
+  return optax.linear_schedule(lr, 0.0, transition_steps=max(total - begin, 1),
+                               transition_begin=begin)
 
 
 def optimizers(config):
-  if not 0.0 <= config.get("lr_decay", 0.0) <= 1.0:
-    raise GanjaxError(f"lr_decay={config.get('lr_decay')} must be in [0, 1] (the fraction"
-                      " of the run over which the learning rates fall to 0; 0 = constant)")
-
   def make(lr):
     if config.optimizer == "rmsprop":  # as torch.optim.RMSprop, which the WGAN reference uses
       return optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)
@@ -223,14 +221,15 @@ def latent(config, key, n: int):
   return jax.random.normal(key, shape)
 
 
-def init(config, rng, example_batch, networks=None) -> GANState:
+def init(config, rng, example_batch, networks=None, backend: Backend = STOCK_BACKEND) -> GANState:
   """A fresh state; `example_batch["image"]` ([B, H, W, C]) gives the image shape.
 
-  `networks(config, axis_name)` -> (generator, critic) builds the networks
-  (default: `models`); a variant with its own critic passes its builder here
-  and to `train_step` (algorithms/sngan.py).
+  `networks(config, axis_name, layers)` -> (generator, critic) builds the
+  networks (default: `models`); a variant with its own critic passes its
+  builder here and to `train_step` (algorithms/sngan.py). The parameters do not
+  depend on `backend`'s layers, which have the stock layers' parameters.
   """
-  generator, discriminator = (networks or models)(config, axis_name=None)
+  generator, discriminator = (networks or models)(config, None, backend.layers)
   g_key, d_key = jax.random.split(jax.random.fold_in(rng, 0x1417))
   labels = jnp.zeros((2,), jnp.int32) if config.num_classes else None
   g_vars = generator.init(g_key, latent(config, g_key, 2), labels, train=False)
@@ -296,7 +295,8 @@ def critic_update(config, critic, tx, params, stats, opt_state, real, fake, key,
     penalty = jnp.zeros(())
     if config.gp_weight > 0:
       penalty, _ = losses.gradient_penalty(
-          lambda x: _apply(critic, p, {}, x, labels)[0], real, fake, key, config.gp_weight)
+          lambda x: _apply(critic, p, {}, x, labels)[0], real, fake, key, config.gp_weight,
+          axis_name=AXIS)
     return loss + penalty, (new_stats, real_out, fake_out, loss, penalty)
 
   (_, (stats, real_out, fake_out, loss, penalty)), grads = (
@@ -335,29 +335,20 @@ def feature_matching_loss(real_features, fake_features):
   return jnp.sum(jnp.square(real_mean - fake_mean))
 
 
-UNROLLED_CRITIC_UPDATES = 10  # at most this many critic updates are unrolled on the CPU
-
-
-def unroll_critic(n_critic: int) -> bool:
-  """Whether the n_critic critic updates of a step are unrolled (straight-line code)
-  rather than the body of a loop.
-
-  On the CPU, up to UNROLLED_CRITIC_UPDATES: XLA:CPU runs native convolutions
-  inside a loop about 25x more slowly than outside one, and their matrix-product
-  forms (layers.loop_body) are slower than native convolutions outside it; WGAN-GP's
-  step of 5 unrolled updates ran 1.4x to 1.7x as fast as the loop (benchmarks/RESULTS.md).
-  Longer runs (the WGAN warm-up's 100) stay a loop, whose compile time does not
-  grow with n; so does every count on GPU and TPU, where the loop costs nothing.
-  """
-  return jax.default_backend() == "cpu" and 1 < n_critic <= UNROLLED_CRITIC_UPDATES
-
-
-def train_step(config, state: GANState, batch, networks=None):
+def train_step(config, state: GANState, batch, networks=None,
+               backend: Backend = STOCK_BACKEND):
   """`n` critic updates (n = batch["image"].shape[0]) then one generator update.
 
-  `networks`: as in `init`.
+  `networks`: as in `init`. The critic updates are straight-line code where
+  `backend.unroll_critic(n)`, else the body of a `lax.scan`, whose critic is
+  built with `backend.loop_layers`.
   """
-  generator, critic = (networks or models)(config)
+  networks = networks or models
+  generator, critic = networks(config, AXIS, backend.layers)
+  unrolled = n_critic_of(batch) == 1 or backend.unroll_critic(n_critic_of(batch))
+  # The networks of the critic updates: in a loop body, built with the loop's layers.
+  update_generator, update_critic = (
+      (generator, critic) if unrolled else networks(config, AXIS, backend.loop_layers))
   txs = optimizers(config)
   g_loss_fn = losses.OBJECTIVES[config.loss][1]
   reals = batch["image"]
@@ -369,8 +360,8 @@ def train_step(config, state: GANState, batch, networks=None):
   g_stats0 = state.batch_stats["generator"]
   g_labels = None if labels is None else labels[0]
 
-  def generate(params, z, y):
-    return _apply(generator, params, g_stats0, z, y)
+  def generate(params, z, y, network=generator):
+    return _apply(network, params, g_stats0, z, y)
 
   # The generator's pass for its own update; with one critic update it also
   # makes that update's fakes (the reference DCGAN loop).
@@ -383,9 +374,10 @@ def train_step(config, state: GANState, batch, networks=None):
     d_params, d_stats, d_opt = carry
     k_fake, k_gp = jax.random.split(jax.random.fold_in(critic_key, i))
     fakes = fake if n_critic == 1 else generate(
-        g_params, device_latent(config, k_fake, local_batch), y)[0]
+        g_params, device_latent(config, k_fake, local_batch), y, update_generator)[0]
     d_params, d_stats, d_opt, metrics = critic_update(
-        config, critic, txs["discriminator"], d_params, d_stats, d_opt, real, fakes, k_gp, y)
+        config, update_critic, txs["discriminator"], d_params, d_stats, d_opt, real, fakes,
+        k_gp, y)
     return (d_params, d_stats, d_opt), metrics
 
   carry = (state.params["discriminator"], state.batch_stats["discriminator"],
@@ -394,11 +386,7 @@ def train_step(config, state: GANState, batch, networks=None):
     carry, d_metrics = one_critic_update(carry, (reals[0], g_labels, 0))
   else:
     xs = (reals, labels, jnp.arange(n_critic))
-    if unroll_critic(n_critic):
-      carry, d_metrics = lax.scan(one_critic_update, carry, xs, unroll=True)
-    else:
-      with layers.loop_body():  # convolutions that XLA:CPU runs fast inside a loop
-        carry, d_metrics = lax.scan(one_critic_update, carry, xs)
+    carry, d_metrics = lax.scan(one_critic_update, carry, xs, unroll=unrolled)
     d_metrics = jax.tree.map(jnp.mean, d_metrics)  # averaged over the critic updates
   d_params, d_stats, d_opt = carry
 
@@ -440,6 +428,11 @@ def train_step(config, state: GANState, batch, networks=None):
   return new_state, metrics
 
 
+def n_critic_of(batch) -> int:
+  """The critic updates a batch is for: its leading axis."""
+  return batch["image"].shape[0]
+
+
 def preview_inputs(config, examples=None):
   """Fixed inputs of the sample figures -> ((z, labels or None), grid columns or None).
 
@@ -455,14 +448,88 @@ def preview_inputs(config, examples=None):
   return (z, np.repeat(np.arange(config.num_classes, dtype=np.int32), per_class)), per_class
 
 
-def preview(config, state, inputs):
-  return sample(config, state, *inputs)
+def preview(config, state, inputs, backend: Backend = STOCK_BACKEND):
+  return sample(config, state, *inputs, backend=backend)
 
 
-def sample(config, state: GANState, z, labels=None):
+STANDING_BATCHES = 16  # batches of noise averaged into the standing statistics (BigGAN's)
+STANDING_SEED = 0x57A2  # their noise's fixed seed: the same weights get the same statistics
+
+
+def standing_statistics(config, params, key=None, networks=None,
+                        backend: Backend = STOCK_BACKEND):
+  """The generator's BatchNorm statistics for the weights `params` ("standing
+  statistics", Brock et al. 2019), for weights that were never trained with their
+  own statistics: the EMA weights.
+
+  The generator runs in training mode, as in a train step, on STANDING_BATCHES
+  batches of `batch_size` latents from `key` (default: the fixed
+  PRNGKey(STANDING_SEED)), with labels cycling through the classes for a
+  conditional model; each BatchNorm layer normalises by its batch's own
+  statistics. A layer's mean and variance are the averages over the batches of
+  the mean and the (biased) variance of its input over each batch, in float32.
+  Returns a tree like the generator's `batch_stats` ({} without BatchNorm).
+  `networks`, `backend`: as in `train_step`.
+  """
+  generator, _ = (networks or models)(config, None, backend.layers)
+  key = jax.random.PRNGKey(STANDING_SEED) if key is None else key
+  n = config.batch_size
+  z = latent(config, key, STANDING_BATCHES * n).reshape(STANDING_BATCHES, n, -1)
+  labels = None
+  if config.num_classes:
+    labels = (jnp.arange(STANDING_BATCHES * n, dtype=jnp.int32)
+              % config.num_classes).reshape(STANDING_BATCHES, n)
+
+  def one_batch(z, y):
+    found = {}
+
+    def record(next_fn, args, kwargs, context):
+      module = context.module
+      if isinstance(module, flax.linen.BatchNorm) and context.method_name == "__call__":
+        x = jnp.asarray(args[0], jnp.float32)
+        feature_axes = {a % x.ndim for a in np.atleast_1d(module.axis)}
+        axes = tuple(a for a in range(x.ndim) if a not in feature_axes)
+        mean = jnp.mean(x, axes, keepdims=True)
+        found[module.path] = {"mean": mean.squeeze(axes),
+                              "var": jnp.mean(jnp.square(x - mean), axes)}
+      return next_fn(*args, **kwargs)
+
+    with flax.linen.intercept_methods(record):
+      _, updates = generator.apply({"params": params}, z, y, train=True,
+                                   mutable=["batch_stats"])
+    stats = {}
+    for path, leaf in found.items():
+      node = stats
+      for name in path[:-1]:
+        node = node.setdefault(name, {})
+      node[path[-1]] = leaf
+    if jax.tree.structure(stats) != jax.tree.structure(updates.get("batch_stats", {})):
+      raise ValueError("the generator keeps batch_stats other than BatchNorm's; standing"
+                       " statistics cover BatchNorm layers only")
+    return stats
+
+  return jax.tree.map(lambda s: jnp.mean(s, axis=0), jax.vmap(one_batch)(z, labels))
+
+
+def sampling_variables(config, state: GANState, networks=None,
+                       backend: Backend = STOCK_BACKEND) -> dict:
+  """The generator's variables that `sample` uses: the trained weights with their
+  running BatchNorm statistics or, with ema_decay > 0, the EMA weights with their own
+  standing statistics (never the running statistics, which the trained weights
+  accumulated). `networks`, `backend`: as in `train_step`."""
+  if config.ema_decay:
+    return {"params": state.ema,
+            "batch_stats": standing_statistics(config, state.ema, None, networks, backend)}
+  return {"params": state.params["generator"], "batch_stats": state.batch_stats["generator"]}
+
+
+def sample(config, state: GANState, z, labels=None, variables=None, networks=None,
+           backend: Backend = STOCK_BACKEND):
   """Samples from latents `z` (and int labels, conditional models) with the generator in
-  inference mode: running BatchNorm statistics, and the EMA weights when kept."""
-  generator, _ = models(config, axis_name=None)
-  params = state.ema if config.ema_decay else state.params["generator"]
-  return generator.apply({"params": params, "batch_stats": state.batch_stats["generator"]},
-                         z, labels, train=False)
+  inference mode, with `sampling_variables(config, state)`; pass them as `variables`
+  to compute them once for many calls on one state. `networks`, `backend`: as in
+  `train_step`."""
+  generator, _ = (networks or models)(config, None, backend.layers)
+  if variables is None:
+    variables = sampling_variables(config, state, networks, backend)
+  return generator.apply(variables, z, labels, train=False)

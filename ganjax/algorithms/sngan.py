@@ -28,14 +28,15 @@ what that pass would store, as it does BatchNorm's statistics.
 """
 
 from ganjax.algorithms import gan
-from ganjax.algorithms.gan import (GANState, compiler_options, critic_iterations, latent, preview,
-                                   preview_inputs, sample)
+from ganjax.algorithms.gan import (GANState, critic_iterations, latent, preview_inputs,
+                                   sampling_variables)
 from ganjax.errors import GanjaxError
+from ganjax.models import STOCK, Layers
 from ganjax.models import sngan as sngan_models
 from ganjax.parallel import AXIS
 
-__all__ = ["GANState", "compiler_options", "critic_iterations", "init", "latent", "models",
-           "preview", "preview_inputs", "sample", "train_step", "validate"]
+__all__ = ["GANState", "critic_iterations", "init", "latent", "models", "preview",
+           "preview_inputs", "sample", "sampling_variables", "train_step", "validate"]
 
 # Options of gan.py that this critic does not implement, with the value that turns each off.
 OFF = {"num_classes": 0, "feature_matching": 0.0, "gp_weight": 0.0, "weight_clip": 0.0}
@@ -60,21 +61,32 @@ def validate(config) -> None:
                       " --config.dtype=float32")
 
 
-def models(config, axis_name: str | None = AXIS):
-  """(DCGAN generator, spectrally normalised critic)."""
-  generator, _ = gan.models(config, axis_name)
+def models(config, axis_name: str | None = AXIS, layers: Layers = STOCK):
+  """(DCGAN generator, spectrally normalised critic), built with `layers`' convolutions."""
+  generator, _ = gan.models(config, axis_name, layers)
   critic = sngan_models.Discriminator(image_size=config.image_size, width=config.d_width,
                                       negative_slope=config.leaky_relu_slope,
                                       norm=config.d_norm,
-                                      minibatch_stddev=config.minibatch_stddev)
+                                      minibatch_stddev=config.minibatch_stddev,
+                                      conv=layers.conv)
   return generator, critic
 
 
-def init(config, rng, example_batch) -> GANState:
+def init(config, rng, example_batch, **options) -> GANState:
   """A fresh state; the critic's `batch_stats` hold SpectralNorm's `u` and `sigma`."""
-  return gan.init(config, rng, example_batch, networks=models)
+  return gan.init(config, rng, example_batch, networks=models, **options)
 
 
-def train_step(config, state: GANState, batch):
+def train_step(config, state: GANState, batch, **options):
   """gan.py's step (n critic updates, then one generator update) with the SN critic."""
-  return gan.train_step(config, state, batch, networks=models)
+  return gan.train_step(config, state, batch, networks=models, **options)
+
+
+def sample(config, state: GANState, z, labels=None, **options):
+  """gan.py's sampling, of the generator that `models` builds."""
+  return gan.sample(config, state, z, labels, networks=models, **options)
+
+
+def preview(config, state, inputs, **options):
+  return sample(config, state, *inputs, **options)
+

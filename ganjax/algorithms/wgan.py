@@ -17,12 +17,12 @@ inside one jitted step, and clipping and the penalty are its options.
 """
 
 from ganjax.algorithms import gan
-from ganjax.algorithms.gan import (GANState, compiler_options, critic_iterations, init, latent,
-                                   preview, preview_inputs, sample, train_step)
+from ganjax.algorithms.gan import (GANState, critic_iterations, init, latent, preview,
+                                   preview_inputs, sample, sampling_variables, train_step)
 from ganjax.errors import GanjaxError
 
-__all__ = ["GANState", "compiler_options", "critic_iterations", "init", "latent", "preview",
-           "preview_inputs", "sample", "train_step", "validate"]
+__all__ = ["GANState", "critic_iterations", "init", "latent", "preview", "preview_inputs",
+           "sample", "sampling_variables", "train_step", "validate"]
 
 
 def validate(config) -> None:

@@ -446,22 +446,27 @@ class Evaluator:
 
 
 def sampler(config):
-  """The jitted `sample(state, z, labels)` of a GAN-family config."""
+  """A GAN-family config's jitted (variables(state), sample(state, z, labels, variables)):
+  the generator's sampling variables (algorithm.sampling_variables: with an EMA, its
+  weights and their standing statistics), computed once per state, and the samples."""
   algorithm = algorithms.get(config.algorithm)
   if not hasattr(algorithm, "sample"):
     raise GanjaxError(f"algorithm={config.algorithm!r} does not sample from noise; it"
                       " translates images (python -m ganjax translate)")
-  return jax.jit(lambda s, z, y: algorithm.sample(config, s, z, y))
+  return (jax.jit(lambda s: algorithm.sampling_variables(config, s)),
+          jax.jit(lambda s, z, y, v: algorithm.sample(config, s, z, y, variables=v)))
 
 
 def generate(config, state, n: int, key, labels=None, batch_size: int = 200,
              sample=None) -> np.ndarray:
-  """n samples of a GAN-family state, drawn in batches from latents of `key`."""
+  """n samples of a GAN-family state, drawn in batches from latents of `key`, through
+  algorithm.sample (`sample`: a `sampler(config)` to reuse)."""
   algorithm = algorithms.get(config.algorithm)
-  sample = sample or sampler(config)
+  variables_of, sample = sample or sampler(config)
+  variables = variables_of(state)
   z = algorithm.latent(config, key, n)
   out = []
   for start in range(0, n, batch_size):
     y = None if labels is None else jnp.asarray(labels[start:start + batch_size])
-    out.append(host(sample(state, z[start:start + batch_size], y)))
+    out.append(host(sample(state, z[start:start + batch_size], y, variables)))
   return np.concatenate(out)

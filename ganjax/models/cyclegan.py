@@ -9,7 +9,7 @@ NLayerDiscriminator, with norm='instance' and init_type='normal'). NHWC, float32
 resolution and doubling the channels; `num_blocks` residual blocks at 1/4 resolution
 (x + [reflect pad 1, 3x3 conv, IN, ReLU, reflect pad 1, 3x3 conv, IN], no dropout);
 two stride-2 3x3 transposed convolutions (PyTorch padding=1, output_padding=1: exactly
-2x; here layers.ConvTranspose with padding (1, 2) on the dilated input, equal to PyTorch's
+2x; here a ConvTranspose with padding (1, 2) on the dilated input, equal to PyTorch's
 with the kernel flipped), each halving the channels; a reflect-padded 7x7 convolution
 to the image channels and tanh. Every hidden convolution is followed by instance
 normalisation (no affine parameters, no running statistics) and ReLU. The output has
@@ -38,11 +38,11 @@ generator (for 128x128) 7,837,699 (each residual block has 1,180,160); the
 discriminator (num_layers=3) 2,764,737.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 from jax import lax
-
-from ganjax.models import layers
 
 CYCLEGAN_INIT = nn.initializers.normal(stddev=0.02)
 
@@ -69,23 +69,24 @@ def instance_norm(x, eps: float = 1e-5):
   return (centred * lax.rsqrt(var + eps)).astype(x.dtype)
 
 
-def _conv(features: int, kernel: int, strides: int = 1, padding=((0, 0), (0, 0)),
+def _conv(conv, features: int, kernel: int, strides: int = 1, padding=((0, 0), (0, 0)),
           dtype=jnp.float32):
-  # On the CPU these batch-1 convolutions over large maps run faster as matrix products
-  # (layers.py); elsewhere they are native.
-  return layers.Conv(features, (kernel, kernel), strides=(strides, strides), padding=padding,
-                     use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=dtype, cpu_form="patches")
+  """A square convolution with a bias, N(0, 0.02) kernels, from the factory `conv`."""
+  return conv(features, (kernel, kernel), strides=(strides, strides), padding=padding,
+              use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=dtype)
 
 
 class ResnetBlock(nn.Module):
   """x + [reflect pad 1, 3x3 conv, IN, ReLU, reflect pad 1, 3x3 conv, IN](x)."""
   dtype: jnp.dtype = jnp.float32
+  conv: Any = nn.Conv
 
   @nn.compact
   def __call__(self, x):
     features = x.shape[-1]
-    h = nn.relu(instance_norm(_conv(features, 3, dtype=self.dtype)(reflect_pad(x, 1))))
-    h = instance_norm(_conv(features, 3, dtype=self.dtype)(reflect_pad(h, 1)))
+    h = nn.relu(instance_norm(_conv(self.conv, features, 3, dtype=self.dtype)(
+        reflect_pad(x, 1))))
+    h = instance_norm(_conv(self.conv, features, 3, dtype=self.dtype)(reflect_pad(h, 1)))
     return x + h
 
 
@@ -95,6 +96,8 @@ class ResnetGenerator(nn.Module):
   width: int = 64
   num_blocks: int = 9
   dtype: jnp.dtype = jnp.float32  # compute dtype; the output is float32
+  conv: Any = nn.Conv
+  conv_transpose: Any = nn.ConvTranspose
 
   @nn.compact
   def __call__(self, x):
@@ -107,21 +110,21 @@ class ResnetGenerator(nn.Module):
       raise ValueError(f"ResnetGenerator built for {self.channels} channels got"
                        f" {x.shape[-1]}")
     x = x.astype(self.dtype)
-    h = nn.relu(instance_norm(_conv(self.width, 7, dtype=self.dtype)(reflect_pad(x, 3))))
+    h = nn.relu(instance_norm(_conv(self.conv, self.width, 7, dtype=self.dtype)(
+        reflect_pad(x, 3))))
     features = self.width
     for _ in range(2):  # downsampling: PyTorch Conv2d(k=3, s=2, p=1)
       features *= 2
-      h = _conv(features, 3, 2, ((1, 1), (1, 1)), dtype=self.dtype)(h)
+      h = _conv(self.conv, features, 3, 2, ((1, 1), (1, 1)), dtype=self.dtype)(h)
       h = nn.relu(instance_norm(h))
     for _ in range(self.num_blocks):
-      h = ResnetBlock(dtype=self.dtype)(h)
+      h = ResnetBlock(dtype=self.dtype, conv=self.conv)(h)
     for _ in range(2):  # upsampling: PyTorch ConvTranspose2d(k=3, s=2, p=1, output_padding=1)
       features //= 2
-      h = layers.ConvTranspose(features, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)),
-                               use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=self.dtype,
-                               cpu_form="shifted_sum")(h)
+      h = self.conv_transpose(features, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)),
+                              use_bias=True, kernel_init=CYCLEGAN_INIT, dtype=self.dtype)(h)
       h = nn.relu(instance_norm(h))
-    h = _conv(self.channels, 7, dtype=jnp.float32)(reflect_pad(h, 3))
+    h = _conv(self.conv, self.channels, 7, dtype=jnp.float32)(reflect_pad(h, 3))
     return jnp.tanh(h)
 
 
@@ -131,6 +134,7 @@ class PatchDiscriminator(nn.Module):
   num_layers: int = 3
   negative_slope: float = 0.2
   dtype: jnp.dtype = jnp.float32  # compute dtype; logits are float32
+  conv: Any = nn.Conv
 
   @nn.compact
   def __call__(self, x):
@@ -143,11 +147,11 @@ class PatchDiscriminator(nn.Module):
       raise ValueError(f"PatchDiscriminator with {self.num_layers} layers: images of"
                        f" {x.shape[1]}x{x.shape[2]} are too small for one patch")
     pad = ((1, 1), (1, 1))
-    h = nn.leaky_relu(_conv(self.width, 4, 2, pad, self.dtype)(x), self.negative_slope)
+    h = nn.leaky_relu(_conv(self.conv, self.width, 4, 2, pad, self.dtype)(x), self.negative_slope)
     for n in range(1, self.num_layers):
-      h = _conv(self.width * min(2 ** n, 8), 4, 2, pad, self.dtype)(h)
+      h = _conv(self.conv, self.width * min(2 ** n, 8), 4, 2, pad, self.dtype)(h)
       h = nn.leaky_relu(instance_norm(h), self.negative_slope)
-    h = _conv(self.width * min(2 ** self.num_layers, 8), 4, 1, pad, self.dtype)(h)
+    h = _conv(self.conv, self.width * min(2 ** self.num_layers, 8), 4, 1, pad, self.dtype)(h)
     h = nn.leaky_relu(instance_norm(h), self.negative_slope)
-    logits = _conv(1, 4, 1, pad, jnp.float32)(h)
+    logits = _conv(self.conv, 1, 4, 1, pad, jnp.float32)(h)
     return logits[..., 0]

@@ -28,6 +28,10 @@ and LayerNorm compute their statistics in float32 (Flax's promotion), and the
 last layer of each network runs in float32, so that images and logits leave
 the networks in float32.
 
+The convolutions are `conv` and `conv_transpose`, `flax.linen.Conv` and
+`flax.linen.ConvTranspose` unless the caller gives other factories with the
+same parameters (ganjax/models/__init__.py).
+
 `minibatch_stddev` > 0 appends the minibatch standard deviation (groups of
 that size, layers.minibatch_stddev) to the last hidden features before the
 final convolution. Called with `features=True` the discriminator also
@@ -35,6 +39,7 @@ returns those last hidden features, flattened (for feature matching).
 """
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -76,6 +81,7 @@ class Generator(nn.Module):
   num_classes: int = 0          # > 0: conditioned on int labels [B]
   label_dim: int = 10           # size of the label embedding concatenated to z
   dtype: jnp.dtype = jnp.float32  # compute dtype; the output is float32
+  conv_transpose: Any = nn.ConvTranspose
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
@@ -86,15 +92,15 @@ class Generator(nn.Module):
       z = jnp.concatenate(
           [z, label_embedding(self.num_classes, self.label_dim, labels, self.dtype)], -1)
     x = z.reshape(z.shape[0], 1, 1, -1)
-    x = layers.ConvTranspose(features, (4, 4), padding="VALID", use_bias=False,
+    x = self.conv_transpose(features, (4, 4), padding="VALID", use_bias=False,
                              kernel_init=DCGAN_INIT, dtype=self.dtype)(x)
     x = nn.relu(_batch_norm(train, self.axis_name, self.dtype)(x))
     for _ in range(stages - 1):
       features //= 2
-      x = layers.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+      x = self.conv_transpose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
                                use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(x)
       x = nn.relu(_batch_norm(train, self.axis_name, self.dtype)(x))
-    x = layers.ConvTranspose(self.channels, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+    x = self.conv_transpose(self.channels, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
                              use_bias=False, kernel_init=DCGAN_INIT, dtype=jnp.float32)(x)
     return jnp.tanh(x)
 
@@ -111,7 +117,7 @@ def discriminator_head(module: nn.Module, h, labels, features: bool):
   """The end every discriminator shares: minibatch stddev, a linear logit, projection.
 
   `h` is the last hidden activation [B, ..., C]; `module` has the fields
-  num_classes, conditioning and minibatch_stddev. Returns logits [B], or
+  num_classes, conditioning, minibatch_stddev and (for feature maps) conv. Returns logits [B], or
   (logits, flattened h) with `features`. The head computes in float32 whatever
   h's dtype: logits and features are float32.
   """
@@ -119,7 +125,7 @@ def discriminator_head(module: nn.Module, h, labels, features: bool):
   hidden = h.reshape(h.shape[0], -1)
   x = layers.minibatch_stddev(h, module.minibatch_stddev) if module.minibatch_stddev else h
   if x.ndim == 4:  # DCGAN: a 4x4 valid convolution over the 4x4 map
-    logits = layers.Conv(1, (4, 4), padding="VALID", use_bias=False,
+    logits = module.conv(1, (4, 4), padding="VALID", use_bias=False,
                          kernel_init=DCGAN_INIT)(x).reshape(x.shape[0])
   else:
     logits = nn.Dense(1)(x).reshape(x.shape[0])
@@ -142,6 +148,7 @@ class Discriminator(nn.Module):
   conditioning: str = "concat"   # "concat" (one-hot channels) or "projection"
   minibatch_stddev: int = 0      # group size of the minibatch-stddev feature; 0 = off
   dtype: jnp.dtype = jnp.float32  # compute dtype; logits are float32
+  conv: Any = nn.Conv
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, features: bool = False):
@@ -157,7 +164,7 @@ class Discriminator(nn.Module):
     stages = num_stages(self.image_size)
     width = self.width
     for i in range(stages):
-      x = layers.Conv(width, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+      x = self.conv(width, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
                       use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(x)
       if i > 0 and self.norm == "batch":
         x = _batch_norm(train, self.axis_name, self.dtype)(x)

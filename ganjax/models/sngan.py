@@ -28,6 +28,8 @@ Weights are drawn from N(0, 0.02), as in the authors' Chainer code
 the dense layer have biases, which spectral normalisation leaves alone.
 """
 
+from typing import Any
+
 import flax.linen as nn
 
 from ganjax.models import layers
@@ -43,13 +45,14 @@ class Discriminator(nn.Module):
   norm: str = "none"         # "none" (the paper) or "layer": LayerNorm after convolutions 2-7
   power_iterations: int = 1  # power-iteration steps per forward pass (the paper: 1)
   minibatch_stddev: int = 0  # group size of the minibatch-stddev feature; 0 = off (the paper)
+  conv: Any = nn.Conv        # the convolution's module factory
 
   def _normalised(self, layer: nn.Module, x, train: bool):
     return nn.SpectralNorm(layer, n_steps=self.power_iterations)(x, update_stats=train)
 
   def _conv(self, x, features: int, kernel: int, stride: int, index: int, train: bool):
     pad = ((1, 1), (1, 1))
-    x = self._normalised(layers.Conv(features, (kernel, kernel), strides=(stride, stride),
+    x = self._normalised(self.conv(features, (kernel, kernel), strides=(stride, stride),
                                      padding=pad, kernel_init=INIT, name=f"conv{index}"),
                          x, train)
     if index > 0 and self.norm == "layer":
