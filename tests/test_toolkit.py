@@ -194,17 +194,108 @@ def test_ema_update_arithmetic_and_sampling():
   for e0, p1, e1 in zip(jax.tree.leaves(before.ema), jax.tree.leaves(after.params["generator"]),
                         jax.tree.leaves(after.ema)):
     np.testing.assert_allclose(e1, 0.9 * e0 + 0.1 * p1, rtol=1e-6, atol=1e-7)
-  # Samples come from the EMA weights, not the raw ones.
+  # Samples come from the EMA weights with their own (standing) statistics, not the raw
+  # weights and not the raw weights' running statistics.
   z = gan.latent(config, jax.random.PRNGKey(3), 4)
   generator, _ = gan.models(config, axis_name=None)
-  stats = after.batch_stats["generator"]
-  from_ema = generator.apply({"params": after.ema, "batch_stats": stats}, z, train=False)
-  np.testing.assert_allclose(gan.sample(config, after, z), from_ema, rtol=1e-6)
-  raw = generator.apply({"params": after.params["generator"], "batch_stats": stats}, z,
+  standing = gan.standing_statistics(config, after.ema)
+  from_ema = generator.apply({"params": after.ema, "batch_stats": standing}, z, train=False)
+  np.testing.assert_allclose(gan.sample(config, after, z), from_ema, rtol=1e-6, atol=1e-7)
+  running = after.batch_stats["generator"]
+  raw = generator.apply({"params": after.params["generator"], "batch_stats": running}, z,
                         train=False)
   assert np.max(np.abs(raw - from_ema)) > 1e-6
+  with_running = generator.apply({"params": after.ema, "batch_stats": running}, z, train=False)
+  assert np.max(np.abs(with_running - from_ema)) > 1e-3
+  # The same state samples alike every time: the statistics' noise has a fixed key.
+  np.testing.assert_array_equal(gan.sample(config, after, z), gan.sample(config, after, z))
+  # Evaluation and `ganjax sample` draw through evaluation.suite.generate: the same.
+  from ganjax.evaluation import suite  # pylint: disable=g-import-not-at-top
+  drawn = suite.generate(config, after, 6, jax.random.PRNGKey(4), batch_size=4)
+  want = generator.apply({"params": after.ema, "batch_stats": standing},
+                         gan.latent(config, jax.random.PRNGKey(4), 6), train=False)
+  np.testing.assert_allclose(drawn, want, rtol=1e-6, atol=1e-6)
   assert jax.device_get(gan.init(tiny_config(), jax.random.PRNGKey(0),
                                  train.example_batch(tiny_config()))).ema == {}
+
+
+def hand_standing_statistics(config, params):
+  """The standing statistics of the 2D-mixture MLP generator, in NumPy float64: each
+  Dense -> BatchNorm (batch statistics) -> ReLU layer written out, batch by batch."""
+  z = np.asarray(gan.latent(config, jax.random.PRNGKey(gan.STANDING_SEED),
+                            gan.STANDING_BATCHES * config.batch_size), np.float64)
+  per_batch = []
+  for x in z.reshape(gan.STANDING_BATCHES, config.batch_size, -1):
+    stats = {}
+    for i in range(config.g_depth):
+      dense, norm = params[f"Dense_{i}"], params[f"BatchNorm_{i}"]
+      h = x @ np.asarray(dense["kernel"], np.float64) + np.asarray(dense["bias"], np.float64)
+      mean, var = h.mean(0), h.var(0)
+      stats[f"BatchNorm_{i}"] = {"mean": mean, "var": var}
+      x = np.maximum((h - mean) / np.sqrt(var + 1e-5) * np.asarray(norm["scale"], np.float64)
+                     + np.asarray(norm["bias"], np.float64), 0.0)
+    per_batch.append(stats)
+  return jax.tree.map(lambda *xs: np.mean(xs, axis=0), *per_batch)
+
+
+def test_ema_generator_samples_with_statistics_of_its_own_weights():
+  config = experiment_config("toy_ring")
+  config.update(g_width=16, d_width=16, g_depth=2, batch_size=32, ema_decay=0.999)
+  state = jax.device_get(gan.init(config, jax.random.PRNGKey(0), train.example_batch(config)))
+  # EMA weights unlike the live ones (another initialisation), so that statistics
+  # computed with the wrong weights cannot pass.
+  other = jax.device_get(gan.init(config, jax.random.PRNGKey(1), train.example_batch(config)))
+  state = state.replace(ema=other.params["generator"])
+  used = jax.jit(lambda s: gan.sampling_variables(config, s))(state)
+  for a, b in zip(jax.tree.leaves(used["params"]), jax.tree.leaves(state.ema)):
+    np.testing.assert_array_equal(a, b)
+  own = hand_standing_statistics(config, state.ema)
+  live = hand_standing_statistics(config, state.params["generator"])
+  # float32 against float64 over a batch of 32 and 2 layers: about 1e-6 of the scale.
+  for (path, got), want, wrong in zip(jax.tree_util.tree_leaves_with_path(used["batch_stats"]),
+                                      jax.tree.leaves(own), jax.tree.leaves(live)):
+    scale = np.max(np.abs(want))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale,
+                               err_msg=jax.tree_util.keystr(path))
+    assert np.max(np.abs(wrong - want)) > 1e-2 * scale  # the live weights' are far off
+
+
+def test_standing_statistics_of_a_conditional_dcgan_are_flax_batch_statistics():
+  """DCGAN with labels: each batch's statistics as Flax's BatchNorm computes them (from
+  zero running statistics, one update with the models' momentum 0.9 leaves 0.1 times the
+  batch's), averaged over the batches of fixed noise and labels cycling through the
+  classes."""
+  config = tiny_cgan(image_size=8, batch_size=20, ema_decay=0.5)
+  state = jax.device_get(gan.init(config, jax.random.PRNGKey(0), train.example_batch(config)))
+  generator, _ = gan.models(config, axis_name=None)
+  n = config.batch_size
+  z = gan.latent(config, jax.random.PRNGKey(gan.STANDING_SEED), gan.STANDING_BATCHES * n)
+  labels = np.arange(gan.STANDING_BATCHES * n) % config.num_classes
+  zero = jax.tree.map(np.zeros_like, state.batch_stats["generator"])
+  per_batch = [generator.apply({"params": state.ema, "batch_stats": zero}, z[i * n:(i + 1) * n],
+                               labels[i * n:(i + 1) * n], train=True,
+                               mutable=["batch_stats"])[1]["batch_stats"]
+               for i in range(gan.STANDING_BATCHES)]
+  want = jax.tree.map(lambda *xs: np.mean(xs, axis=0) / (1 - 0.9), *per_batch)
+  got = jax.jit(lambda p: gan.standing_statistics(config, p))(state.ema)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.max(np.abs(b)))
+
+
+def test_ema_with_a_decay_near_zero_samples_as_the_live_generator_with_standing_statistics():
+  config = tiny_config(ema_decay=1e-6)
+  _, after, _, _ = one_step(config, jax.devices()[:1])
+  generator, _ = gan.models(config, axis_name=None)
+  live = after.params["generator"]
+  z = gan.latent(config, jax.random.PRNGKey(3), 8)
+  want = generator.apply({"params": live, "batch_stats": gan.standing_statistics(config, live)},
+                         z, train=False)
+  got = gan.sample(config, after, z)
+  # ema = 1e-6 * init + (1 - 1e-6) * params: weights within about 1e-6 of the live ones.
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+  running = generator.apply({"params": live, "batch_stats": after.batch_stats["generator"]}, z,
+                            train=False)
+  assert np.max(np.abs(running - want)) > 1e-2  # the running statistics are another thing
 
 
 # ----------------------------------------------------------------------------
@@ -234,6 +325,14 @@ def test_separate_batches_change_the_batchnorm_statistics():
     (dict(ema_decay=1.0), "ema_decay=1.0 must be in"),
     (dict(adversarial_weight=0.0), "leave the generator no loss"),
     (dict(minibatch_stddev=4, batch_size=48), "per-device batch of 6 does not split into"),
+    (dict(minibatch_stddev=4, batch_size=16),
+     "minibatch_stddev=4: a group larger than the per-device batch of 2 shrinks to it, so"
+     " the result would depend on the device count; set --config.minibatch_stddev to at"
+     " most 2"),
+    (dict(minibatch_stddev=2, gp_weight=10.0, d_norm="layer", loss="wasserstein"),
+     "minibatch_stddev=2 with gp_weight=10.0: the gradient penalty needs each example's own"
+     " critic gradient, which the minibatch standard deviation mixes across its group; set"
+     " --config.minibatch_stddev=0"),
     (dict(num_classes=10, architecture="mlp", g_norm="none"), "class conditioning is built"),
 ])
 def test_toolkit_config_errors(overrides, message):
