@@ -2,9 +2,10 @@
 
 Each process feeds its own half of the global batch; the DCGAN they train
 together, with a checkpoint saved by both, then resumed by both, ends where
-one process with 4 devices ends.
+one process with 4 devices ends, and so does a WGAN-GP.
 """
 
+import concurrent.futures
 import json
 import os
 import socket
@@ -48,10 +49,10 @@ def launch(args_per_process, devices: int, port: int | None = None, timeout: flo
   return [(p.returncode, out) for p, out in zip(procs, outputs)]
 
 
-def train_on_two_processes(workdir, steps):
+def train_on_two_processes(workdir, steps, experiment="gan", extra=()):
   port = free_port()
-  results = launch([["-m", "ganjax.main", "--config", "experiments/gan.py", "--workdir", workdir,
-                     *TINY, f"--config.num_train_steps={steps}",
+  results = launch([["-m", "ganjax.main", "--config", f"experiments/{experiment}.py",
+                     "--workdir", workdir, *TINY, *extra, f"--config.num_train_steps={steps}",
                      f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                      f"--process_id={i}"] for i in range(2)], devices=2, port=port)
   for code, output in results:
@@ -86,6 +87,36 @@ def test_two_processes_train_save_and_resume_like_one(tmp_path):
   # Training moved the parameters: the comparison is not between two initial states.
   _, state_two, _ = train.load_run(both, step=2)
   assert not np.allclose(jax.tree.leaves(state_two.params)[0], jax.tree.leaves(state_one.params)[0])
+
+
+def test_two_processes_train_wgan_gp_like_one(tmp_path):
+  """WGAN-GP's interpolation weights are drawn for the global batch, wherever its rows
+  live: the critic updates of two hosts with 2 devices each are those of one host
+  with 2 devices (another device count too: per-device draws would differ)."""
+  both, one = str(tmp_path / "two_processes"), str(tmp_path / "one_process")
+  extra = ["--config.n_critic=2"]
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:  # the two runs side by side
+    two_runs = pool.submit(train_on_two_processes, both, 2, "wgan_gp", extra)
+    one_run = pool.submit(launch, [["-m", "ganjax.main", "--config", "experiments/wgan_gp.py",
+                                    "--workdir", one, *TINY, *extra,
+                                    "--config.num_train_steps=2"]], devices=2)
+    two_runs.result()
+    (code, output), = one_run.result()
+  assert code == 0, output[-3000:]
+  records = [[json.loads(line) for line in open(os.path.join(w, "metrics.jsonl"),
+                                                encoding="utf-8")] for w in (both, one)]
+  assert [r["step"] for r in records[0]] == [r["step"] for r in records[1]] == [1, 2]
+  for a, b in zip(*records):
+    assert a["gradient_penalty"] > 0
+    for key in ("d_loss", "gradient_penalty", "wasserstein", "g_loss"):
+      np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
+  _, state_both, _ = train.load_run(both)
+  _, state_one, _ = train.load_run(one)
+  leaves_both = jax.tree.leaves(jax.device_get(state_both))
+  leaves_one = jax.tree.leaves(jax.device_get(state_one))
+  assert len(leaves_both) == len(leaves_one)
+  for a, b in zip(leaves_both, leaves_one):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_a_signal_to_one_process_stops_both_at_the_same_step():
