@@ -280,6 +280,7 @@ def tune_host_if_cpu(devices: Sequence | None = None) -> dict:
   devices has just done; with no array made yet, the clients are dropped so that the
   next computation creates them again with the setting. Calling it after arrays exist
   would invalidate them: a library user calls `tune_host()` before using JAX instead.
+  A multi-process run keeps its clients and gets the heap settings alone.
   """
   import jax  # pylint: disable=import-outside-toplevel
   import jax.extend  # pylint: disable=import-outside-toplevel
@@ -287,6 +288,10 @@ def tune_host_if_cpu(devices: Sequence | None = None) -> dict:
     devices = jax.devices()
   if {d.platform for d in devices} != {"cpu"}:
     return {}
+  if jax.distributed.is_initialized():
+    # The clients of a multi-process run are bound to the distributed service and cannot
+    # be created again; its programs span several devices and run on the pool anyway.
+    return {"mallopt": True} if enabled(HOST_ENV) and keep_in_heap(True) else {}
   done = tune_host()
   if ASYNC_DISPATCH in done:
     jax.extend.backend.clear_backends()
