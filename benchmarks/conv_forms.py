@@ -165,7 +165,7 @@ def trace_layers(config, options: tuple) -> list[tuple[Layer, str]]:
                        throughput.random_batch(config, n_critic, rng))
   # Stock layers (nn.Conv and nn.ConvTranspose), critic updates unrolled so that each one is
   # traced and counted.
-  tracing = backends.Backend(platform="cpu", unrolled_critic_updates=max(n_critic, 2))
+  tracing = backends.Backend(platform="cpu", unrolled_d_updates=max(n_critic, 2))
   mesh = parallel.make_mesh(jax.local_devices())
   step = parallel.data_parallel(functools.partial(algorithm.train_step, config,
                                                   backend=tracing), mesh, batch_axis=1)

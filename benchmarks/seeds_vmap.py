@@ -40,7 +40,8 @@ def load_config(spec: str):
 
 
 def batches(config, steps: int, algorithm):
-  it = data.make_batches(config, per_step=functools.partial(algorithm.critic_iterations, config))
+  it = data.make_batches(config,
+                         per_step=functools.partial(algorithm.discriminator_updates, config))
   return [next(it) for _ in range(steps)]
 
 

@@ -50,7 +50,7 @@ def main():
     mesh = parallel.make_mesh(jax.devices()[:1])
     backend = backends.resolve(mesh.devices.flat, config.algorithm)
     start = 25 if config.get("critic_warmup") else 0
-    per_step = functools.partial(algorithm.critic_iterations, config)
+    per_step = functools.partial(algorithm.discriminator_updates, config)
     batches = data.make_batches(config, start_step=start, per_step=per_step)
     state = algorithm.init(config, jax.random.PRNGKey(0), train.example_batch(config))
     state = parallel.replicate(jax.device_get(state), mesh)

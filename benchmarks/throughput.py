@@ -68,7 +68,7 @@ CycleGAN, which has no options; --stock-layers on a GPU) is skipped with a note.
                   effect of those forms.
   --xla-default   the backend without its compiler options (XLA's defaults):
                   the effect of those options.
-  --critic-loop   unrolled_critic_updates=0: a step's n_critic > 1 critic
+  --critic-loop   unrolled_d_updates=0: a step's n_critic > 1 critic
                   updates as a `lax.scan` (of the backend's loop layers) instead
                   of unrolled; cases with n_critic > 1 only. The effect of
                   unrolling.
@@ -166,7 +166,7 @@ def variant_backend(key: str, backend: backends.Backend) -> backends.Backend:
   if key == "ganjax_xla_default":
     return dataclasses.replace(backend, compiler_options=())
   if key == "ganjax_critic_loop":
-    return dataclasses.replace(backend, unrolled_critic_updates=0)
+    return dataclasses.replace(backend, unrolled_d_updates=0)
   if key == "ganjax_plain_flax":
     return backends.Backend(platform=backend.platform, cpu=backend.cpu)
   if key == "ganjax_custom_convs":
@@ -395,7 +395,7 @@ def bench_case(name: str, args, tuned: dict) -> dict:
   row = {"case": name, "algorithm": config.algorithm, "batch": config.batch_size,
          "image_size": config.image_size, "channels": config.channels,
          "n_critic": n_critic, "dtype": args.dtype, "backend": backend.describe(),
-         "unrolled": backend.unroll_critic(n_critic), "notes": []}
+         "unrolled": backend.unroll_d_updates(n_critic), "notes": []}
   print(f"[{name}] {config.algorithm} {config.image_size}x{config.image_size}x"
         f"{config.channels}, batch {config.batch_size}, n_critic {n_critic}", flush=True)
   critic = ("one critic update" if n_critic == 1 else

@@ -179,7 +179,7 @@ def make_gan_step(*, image_size, channels, g_width, d_width, latent_dim, batch_s
       return -fake_out.mean()
     return F.binary_cross_entropy_with_logits(fake_out, torch.ones_like(fake_out))
 
-  def critic_update(real, fake, labels):
+  def discriminator_update(real, fake, labels):
     d_opt.zero_grad(set_to_none=True)
     with amp():
       lossv = d_loss_of(dc(real, labels), dc(fake, labels))
@@ -195,13 +195,13 @@ def make_gan_step(*, image_size, channels, g_width, d_width, latent_dim, batch_s
     if n_critic == 1:  # the DCGAN loop: one fake batch for both updates
       with amp():
         fake = gc(noise(), y0)
-      critic_update(reals[0], fake.detach(), y0)
+      discriminator_update(reals[0], fake.detach(), y0)
     else:
       for i in range(n_critic):
         y = labels[i] if num_classes else None
         with torch.no_grad(), amp():
           fake = gc(noise(), y)
-        critic_update(reals[i], fake, y)
+        discriminator_update(reals[i], fake, y)
       with amp():
         fake = gc(noise(), y0)
     g_opt.zero_grad(set_to_none=True)

@@ -14,11 +14,11 @@ What it decides:
                  which compute the same sums as matrix products where XLA:CPU's
                  convolution kernels are slow, with rules checked per CPU type.
   loop_layers    the factories for networks traced in the body of a loop (the
-                 `lax.scan` of a long run of critic updates): on the CPU every
+                 `lax.scan` of a long run of discriminator updates): on the CPU every
                  convolution there is a matrix product, because XLA:CPU runs
                  native convolutions inside a loop many times more slowly.
-  unrolled_critic_updates
-                 the most critic updates per step that are unrolled into
+  unrolled_d_updates
+                 the most discriminator updates per step that are unrolled into
                  straight-line code rather than run as a loop. On the CPU
                  unrolling a few (WGAN's 5) pays; GPU and TPU run the loop.
   compiler_options
@@ -56,12 +56,12 @@ from ganjax.models import STOCK, Layers
 
 FORMS_ENV = "GANJAX_CPU_FORMS"
 HOST_ENV = "GANJAX_HOST_TUNING"
-UNROLLED_CRITIC_UPDATES = 10  # on the CPU, at most this many critic updates are unrolled
+UNROLLED_D_UPDATES = 10  # on the CPU, at most this many discriminator updates are unrolled
 
 # jit compiler options per family of networks on the CPU. The GAN family's
 # steps (DCGAN-style 4x4 stride-2 convolutions at batch 64 on 4x4 to 32x32 maps)
 # run their convolutions on XLA's own kernels rather than YNNPACK's, which
-# spent most of the step in the critic's weight gradients; CycleGAN's keep
+# spent most of the step in the discriminator's weight gradients; CycleGAN's keep
 # XLA's default (benchmarks/throughput.py --xla-default times both).
 CONVOLUTIONS_BY_XLA = {
     "xla_cpu_experimental_ynn_fusion_type":
@@ -119,13 +119,13 @@ class Backend:
   platform: str = "any"
   layers: Layers = STOCK
   loop_layers: Layers = STOCK
-  unrolled_critic_updates: int = 0
+  unrolled_d_updates: int = 0
   compiler_options: tuple = ()  # ((name, value), ...)
   cpu: CpuInfo | None = None
 
-  def unroll_critic(self, n_critic: int) -> bool:
-    """Whether a step's n_critic critic updates are unrolled rather than a loop."""
-    return 1 < n_critic <= self.unrolled_critic_updates
+  def unroll_d_updates(self, n_critic: int) -> bool:
+    """Whether a step's n_critic discriminator updates are unrolled rather than a loop."""
+    return 1 < n_critic <= self.unrolled_d_updates
 
   def jit_options(self) -> dict | None:
     """The train step's `jax.jit(compiler_options=...)`."""
@@ -142,7 +142,7 @@ class Backend:
     return what
 
 
-STOCK_BACKEND = Backend()  # stock Flax layers, XLA's defaults, critic updates in a loop
+STOCK_BACKEND = Backend()  # stock Flax layers, XLA's defaults, discriminator updates in a loop
 
 
 def enabled(name: str, environ=os.environ) -> bool:
@@ -202,7 +202,7 @@ def resolve(devices: Sequence | None = None, algorithm: str = "gan",
   current = environ.get("XLA_FLAGS", "")
   options = tuple(sorted((k, v) for k, v in options.items() if k not in current))
   return Backend(platform="cpu", layers=layers, loop_layers=loop_layers,
-                 unrolled_critic_updates=UNROLLED_CRITIC_UPDATES,
+                 unrolled_d_updates=UNROLLED_D_UPDATES,
                  compiler_options=supported_options(options), cpu=info)
 
 

@@ -40,15 +40,16 @@ def adversarial() -> ml_collections.ConfigDict:
   c.real_label = 1.0         # < 1 is one-sided label smoothing (0.9 is common)
   c.separate_batches = True  # D sees real and fake batches in separate BatchNorm passes
   c.gp_weight = 0.0          # gradient penalty lambda (WGAN-GP: 10); 0 = off
-  c.weight_clip = 0.0        # clip critic weights to [-c, c] after each update (WGAN: 0.01); 0 = off
+  c.weight_clip = 0.0        # clip D's weights to [-c, c] after each update (WGAN: 0.01); 0 = off
   c.adversarial_weight = 1.0  # weight of the adversarial term in G's loss
   c.feature_matching = 0.0   # weight of ||E f(x) - E f(G(z))||^2 in G's loss, f = D's last hidden layer
 
   # Optimisation.
   c.batch_size = 128         # global, over all devices and hosts
   c.num_train_steps = 10_000  # generator iterations
-  c.n_critic = 1             # critic (discriminator) updates per generator update
-  c.critic_warmup = False    # WGAN's 100 critic updates for the first 25 and every 500th G step
+  c.n_critic = 1             # discriminator updates per generator update (the name is WGAN's,
+  #                            whose papers call the discriminator a critic)
+  c.critic_warmup = False    # WGAN's 100 D updates for the first 25 and every 500th G step
   c.optimizer = "adam"       # "adam" or "rmsprop" (PyTorch's: decay 0.99, eps outside the root)
   c.g_lr = 2e-4
   c.d_lr = 2e-4              # a different d_lr than g_lr is TTUR (Heusel et al. 2017)
@@ -110,8 +111,8 @@ def tfds_preset(c: ml_collections.ConfigDict, dataset: str, image_size: int,
 
 def wgan_gp_objective(c: ml_collections.ConfigDict) -> None:
   """WGAN-GP's objective and optimiser (Gulrajani et al. 2017, Algorithm 1): the
-  Wasserstein loss with a gradient penalty of weight 10, a critic without BatchNorm
-  (LayerNorm), Adam lr 1e-4 with betas (0, 0.9), 5 critic updates per generator update."""
+  Wasserstein loss with a gradient penalty of weight 10, a discriminator without BatchNorm
+  (LayerNorm), Adam lr 1e-4 with betas (0, 0.9), 5 discriminator updates per generator update."""
   c.algorithm = "wgan_gp"
   c.loss = "wasserstein"
   c.gp_weight = 10.0
@@ -129,8 +130,8 @@ def toy_mixture(mixture: str, preset: str | None) -> ml_collections.ConfigDict:
   non-saturating loss at Adam lr 1e-3 whose last half decays linearly to 0
   (lr_decay_start 0.5), 3,000 steps on the ring and 2,500 on the grid; sample figures
   are scatter plots of 2,500 points. Preset `wgan_gp`: WGAN-GP as in its authors'
-  toy script (no BatchNorm, 5 critic updates, penalty 0.1) but with penalty 1.0 on
-  the grid, where at 0.1 the critic's outputs drifted and fewer modes were found;
+  toy script (no BatchNorm, 5 discriminator updates, penalty 0.1) but with penalty 1.0 on
+  the grid, where at 0.1 the discriminator's outputs drifted and fewer modes were found;
   the same lr and decay, 500 generator steps on the ring and 1,500 on the grid.
   docs/toy_mixtures.md has the tuning runs and the 10-seed results."""
   if preset not in (None, "", "wgan_gp"):

@@ -71,7 +71,7 @@ class Rules:
     shifted sum applies to stride 1 only, so strided convolutions take patches
     under it. None: the rules below.
   - `in_loop`: the layer is traced in the body of a loop (the `lax.scan` of a
-    long run of critic updates). XLA:CPU runs native convolutions inside a loop
+    long run of discriminator updates). XLA:CPU runs native convolutions inside a loop
     many times more slowly than outside one (jax-ml/jax#12868), so every
     convolution there is patches.
   - few output channels (<= `few_channels`) from many, stride 1, 3x3 taps or

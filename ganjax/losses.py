@@ -1,4 +1,4 @@
-"""Pure GAN loss functions over discriminator (critic) outputs.
+"""Pure GAN loss functions over discriminator (discriminator) outputs.
 
 Each function takes unnormalised outputs (the discriminator applies no
 sigmoid) and returns a scalar mean over the batch. Written with softplus so that they
@@ -41,12 +41,13 @@ def generator_loss_non_saturating(fake_logits):
 
 
 # ----------------------------------------------------------------------------
-# Other adversarial objectives. Each pair is (critic loss, generator loss),
-# both minimised; logits are the critic's raw outputs.
+# Other adversarial objectives. Each pair is (discriminator loss, generator loss),
+# both minimised; logits are the discriminator's raw outputs.
 
 
 def wasserstein_critic_loss(real_logits, fake_logits):
-  """E[D(G(z))] - E[D(x)]: the critic maximises the Wasserstein estimate E[D(x)] - E[D(G(z))]."""
+  """E[D(G(z))] - E[D(x)]: the discriminator maximises the Wasserstein estimate
+  E[D(x)] - E[D(G(z))]."""
   return jnp.mean(fake_logits) - jnp.mean(real_logits)
 
 
@@ -70,7 +71,7 @@ def least_squares_generator_loss(fake_logits):
   return 0.5 * jnp.mean((fake_logits - 1.0) ** 2)
 
 
-def gradient_penalty(critic, real, fake, key, weight: float = 10.0,
+def gradient_penalty(discriminator, real, fake, key, weight: float = 10.0,
                      axis_name: str | None = None):
   """WGAN-GP (Gulrajani et al. 2017): weight * E[(||grad D(x_hat)||_2 - 1)^2].
 
@@ -81,11 +82,11 @@ def gradient_penalty(critic, real, fake, key, weight: float = 10.0,
   every device and each device takes its own rows, so every example gets the
   weight it gets on one device, whatever the device count. Without
   `axis_name` the batch given is the whole batch.
-  `critic` maps a batch to one output per example and must treat examples
+  `discriminator` maps a batch to one output per example and must treat examples
   independently (no BatchNorm, no minibatch statistics), so that the gradient
   of the sum of its outputs is each example's own gradient. Returns (penalty,
   per-example gradient norms). The norms are computed in float32 whatever
-  dtype the critic computes in.
+  dtype the discriminator computes in.
   """
   n = real.shape[0]
   if axis_name is None:
@@ -95,12 +96,12 @@ def gradient_penalty(critic, real, fake, key, weight: float = 10.0,
     u = jax.lax.dynamic_slice_in_dim(u, jax.lax.axis_index(axis_name) * n, n)
   u = u.reshape((n,) + (1,) * (real.ndim - 1))
   x_hat = u * real + (1.0 - u) * fake
-  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat).astype(jnp.float32)
+  grads = jax.grad(lambda x: jnp.sum(discriminator(x)))(x_hat).astype(jnp.float32)
   norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1))
   return weight * jnp.mean((norms - 1.0) ** 2), norms
 
 
-# name -> (critic loss(real_logits, fake_logits, real_label), generator loss(fake_logits))
+# name -> (discriminator loss(real_logits, fake_logits, real_label), generator loss(fake_logits))
 OBJECTIVES = {
     "non_saturating": (discriminator_loss, generator_loss_non_saturating),
     "minimax": (discriminator_loss, generator_loss_minimax),

@@ -326,13 +326,13 @@ def train_and_evaluate(config, workdir: str):
                                   compiler_options=backend.jit_options())
 
   def make_input(config, start):
-    # Batches carry a leading axis of critic updates: [n_critic, batch, ...], and before it
+    # Batches carry a leading axis of discriminator updates: [n_critic, batch, ...], and before it
     # one of seeds when there are several; replica i reads its own data order.
     replica_batches = [
         data.make_batches(seeds.replica_config(config, i) if num_seeds > 1 else config,
                           start_step=start, process_index=jax.process_index(),
                           process_count=jax.process_count(),
-                          per_step=functools.partial(algorithm.critic_iterations, config))
+                          per_step=functools.partial(algorithm.discriminator_updates, config))
         for i in range(num_seeds)]
     return replica_batches[0] if num_seeds == 1 else seeds.stack_batches(replica_batches)
 

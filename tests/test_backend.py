@@ -90,7 +90,7 @@ def test_accelerators_get_the_stock_layers():
     assert b.platform == platform
     assert b.layers.conv is nn.Conv and b.layers.conv_transpose is nn.ConvTranspose
     assert b.loop_layers == b.layers and b.jit_options() is None
-    assert not b.unroll_critic(5)
+    assert not b.unroll_d_updates(5)
 
 
 def test_a_run_has_one_platform():

@@ -241,7 +241,7 @@ def test_resolved_cpu_backend_uses_the_cpu_forms():
   assert cpu.platform == "cpu" and cpu.layers != cpu.loop_layers
   assert cpu.layers.conv.func is cpu_layers.Conv and cpu.layers.conv.keywords["rules"] == Rules()
   assert cpu.loop_layers.conv.keywords["rules"].in_loop
-  assert cpu.unroll_critic(5) and not cpu.unroll_critic(100) and not cpu.unroll_critic(1)
+  assert cpu.unroll_d_updates(5) and not cpu.unroll_d_updates(100) and not cpu.unroll_d_updates(1)
   stock = backend.resolve(jax.devices()[:1], "gan", environ={"GANJAX_CPU_FORMS": "0"})
   assert stock.layers.conv is nn.Conv and stock.compiler_options == ()
 

@@ -86,7 +86,7 @@ def random_batches(config, steps: int, seed: int):
   rng = np.random.default_rng(seed)
   out = []
   for t in range(steps):
-    lead = (algorithm.critic_iterations(config, t), config.batch_size)
+    lead = (algorithm.discriminator_updates(config, t), config.batch_size)
     if config.algorithm == "cyclegan":
       shape = lead + (config.image_size, config.image_size, config.channels)
       out.append({k: rng.uniform(-1, 1, shape).astype(np.float32)
@@ -138,7 +138,7 @@ def run(name: str, devices: int, seed: int = 0):
 def updates(config, steps: int) -> dict:
   """Optimizer updates of each network over `steps` steps (critic: every critic update)."""
   algorithm = algorithms.get(config.algorithm)
-  critic = sum(algorithm.critic_iterations(config, t) for t in range(steps))
+  critic = sum(algorithm.discriminator_updates(config, t) for t in range(steps))
   return {"generator": steps, "discriminator": critic}
 
 
@@ -241,7 +241,7 @@ def test_one_device_and_eight_agree(name):
   if name == "cyclegan":  # the pools filled and then swapped within the steps
     assert int(one[0].pool_count) == config.pool_size < config.batch_size
   if name == "wgan_clip_warmup":
-    assert algorithms.get(config.algorithm).critic_iterations(config, 1) == 100
+    assert algorithms.get(config.algorithm).discriminator_updates(config, 1) == 100
 
 
 def test_two_seeds_on_four_devices_are_each_seed_alone_on_one():

@@ -50,7 +50,7 @@ def tiny(name: str, dtype: str | None = None):
 
 
 def random_batch(config, algorithm, step: int, rng: np.random.Generator):
-  shape = (algorithm.critic_iterations(config, step), config.batch_size)
+  shape = (algorithm.discriminator_updates(config, step), config.batch_size)
   if config.algorithm == "cyclegan":
     shape += (config.image_size, config.image_size, config.channels)
     return {"image_a": rng.uniform(-1, 1, shape).astype(np.float32),

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ganjax import parallel, train
+from ganjax import backend, parallel, train
 from ganjax.algorithms import gan, sngan
 from ganjax.cli import evaluate_cmd as evaluate
 from ganjax.errors import GanjaxError
@@ -104,8 +104,10 @@ def test_spectral_norms_against_numpy_svd():
 
 def one_step(config, state, batch, n_devices):
   mesh = parallel.make_mesh(jax.devices()[:n_devices])
-  step = parallel.data_parallel(functools.partial(sngan.train_step, config), mesh,
-                                batch_axis=1, donate=False)
+  run_backend = backend.resolve(mesh.devices.flat, config.algorithm)  # as train.py does
+  step = parallel.data_parallel(functools.partial(sngan.train_step, config, backend=run_backend),
+                                mesh, batch_axis=1, donate=False,
+                                compiler_options=run_backend.jit_options())
   state = parallel.replicate(jax.device_get(state), mesh)
   return jax.device_get(step(state, parallel.shard_batch(batch, mesh, batch_axis=1)))
 
@@ -171,7 +173,7 @@ def test_one_and_eight_devices_agree():
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"gp_weight": 10.0}, "gp_weight=10.0: the SNGAN critic does not implement it"),
+    ({"gp_weight": 10.0}, "gp_weight=10.0: the SNGAN discriminator does not implement it"),
     ({"num_classes": 10}, "num_classes=10"),
     ({"d_norm": "batch"}, "takes no BatchNorm"),
     ({"architecture": "mlp"}, "SNGAN uses the DCGAN generator"),

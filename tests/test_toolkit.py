@@ -25,7 +25,7 @@ def tiny_cgan(**overrides):
 
 def one_step(config, devices=None):
   mesh = parallel.make_mesh(devices)
-  batch = next(data.make_batches(config, per_step=functools.partial(gan.critic_iterations,
+  batch = next(data.make_batches(config, per_step=functools.partial(gan.discriminator_updates,
                                                                    config)))
   state = gan.init(config, jax.random.PRNGKey(config.seed), {"image": batch["image"][0]})
   state = parallel.replicate(jax.device_get(state), mesh)

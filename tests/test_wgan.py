@@ -85,10 +85,10 @@ def test_hinge_and_least_squares_closed_forms():
 
 def test_wgan_critic_schedule():
   config = experiment_config("wgan")
-  assert [wgan.critic_iterations(config, t) for t in (0, 24, 25, 26, 499, 500, 501, 1000)] == [
+  assert [wgan.discriminator_updates(config, t) for t in (0, 24, 25, 26, 499, 500, 501, 1000)] == [
       100, 100, 5, 5, 5, 100, 5, 100]
   config.critic_warmup = False
-  assert {wgan.critic_iterations(config, t) for t in range(1001)} == {5}
+  assert {wgan.discriminator_updates(config, t) for t in range(1001)} == {5}
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -109,7 +109,7 @@ def one_step(config, n_devices=1, run_backend=None):
   """One step from the initial state, with `run_backend` (default: what train.py resolves)."""
   mesh = parallel.make_mesh(jax.devices()[:n_devices])
   run_backend = run_backend or backend.resolve(mesh.devices.flat, config.algorithm)
-  per_step = functools.partial(gan.critic_iterations, config)
+  per_step = functools.partial(gan.discriminator_updates, config)
   batch = next(data.make_batches(config, per_step=per_step))
   state = gan.init(config, jax.random.PRNGKey(0), {"image": batch["image"][0]})
   state = parallel.replicate(jax.device_get(state), mesh)
@@ -131,7 +131,7 @@ def test_weight_clipping_bounds_the_critic_after_a_step():
 
 
 def lowered_step(config, run_backend) -> str:
-  per_step = functools.partial(gan.critic_iterations, config)
+  per_step = functools.partial(gan.discriminator_updates, config)
   batch = next(data.make_batches(config, per_step=per_step))
   mesh = parallel.make_mesh(jax.devices()[:1])
   state = jax.eval_shape(functools.partial(gan.init, config), jax.random.PRNGKey(0),
@@ -142,12 +142,12 @@ def lowered_step(config, run_backend) -> str:
 
 
 def test_critic_updates_are_unrolled_as_the_backend_says():
-  """No loop around the critic updates up to the backend's unrolled_critic_updates of
+  """No loop around the critic updates up to the backend's unrolled_d_updates of
   them, one beyond; the stock backend always loops. (The random bits' lowering has loops
   of its own: one critic update has no critic loop.)"""
   cpu = backend.resolve(jax.devices()[:1], "wgan_gp")
-  most = cpu.unrolled_critic_updates
-  assert most == backend.UNROLLED_CRITIC_UPDATES
+  most = cpu.unrolled_d_updates
+  assert most == backend.UNROLLED_D_UPDATES
 
   def loops(n, run_backend=cpu):
     return lowered_step(tiny("wgan_gp", n_critic=n), run_backend).count("stablehlo.while")
@@ -162,14 +162,14 @@ def test_scanned_critic_updates_equal_separate_updates(unrolled):
   """The critic updates, unrolled or a loop (built with the loop's layers), are the updates
   written out one by one."""
   cpu = backend.resolve(jax.devices()[:1], "wgan_gp")
-  run_backend = cpu if unrolled else dataclasses.replace(cpu, unrolled_critic_updates=0)
+  run_backend = cpu if unrolled else dataclasses.replace(cpu, unrolled_d_updates=0)
   config = tiny("wgan_gp", n_critic=3)
   before, after, metrics, batch = one_step(config, run_backend=run_backend)
   # The same three critic updates and one generator update, written out by hand.
   generator, critic = gan.models(config, axis_name=None)
   txs = gan.optimizers(config)
   key = jax.random.fold_in(before.rng, before.step)
-  g_key, critic_key = jax.random.split(key)
+  g_key, d_key_ = jax.random.split(key)
   n = config.batch_size
 
   def fakes_from(key_):
@@ -181,7 +181,7 @@ def test_scanned_critic_updates_equal_separate_updates(unrolled):
 
   d_params, d_opt = before.params["discriminator"], before.opt_state["discriminator"]
   for i in range(3):
-    k_fake, k_gp = jax.random.split(jax.random.fold_in(critic_key, i))
+    k_fake, k_gp = jax.random.split(jax.random.fold_in(d_key_, i))
     real = jnp.asarray(batch["image"][i])
 
     def loss(p):

@@ -1,4 +1,4 @@
-"""Algorithm families; each module exposes validate, init, train_step, critic_iterations,
+"""Algorithm families; each module exposes validate, init, train_step, discriminator_updates,
 preview_inputs and preview (GAN-family modules also latent, sample and
 sampling_variables; cyclegan translate). `init`, `train_step`, `preview`, `sample`
 and `translate` take a keyword `backend` (ganjax/backend.py) that the caller resolves

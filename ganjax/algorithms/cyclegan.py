@@ -90,7 +90,7 @@ def validate(config) -> None:
       raise GanjaxError(f"{key}={config[key]} must be >= 0")
 
 
-def critic_iterations(config, step: int) -> int:
+def discriminator_updates(config, step: int) -> int:
   del config, step
   return 1
 

@@ -1,7 +1,7 @@
 """GAN (Goodfellow et al. 2014) with the DCGAN networks (Radford et al. 2016).
 
 Also the shared machinery of every GAN-family algorithm with one generator and
-one critic: the objective, the number of critic updates per generator update,
+one discriminator: the objective, the number of discriminator updates per generator update,
 weight clipping and the gradient penalty are config options (see
 ganjax/configs.py); wgan.py sets them as its papers do.
 
@@ -9,32 +9,32 @@ Pure functions over one state pytree:
 
   init(config, rng, example_batch) -> GANState
   train_step(config, state, batch) -> (state, metrics)   # per device; see parallel.py
-  critic_iterations(config, step) -> int                  # critic updates in step `step`
+  discriminator_updates(config, step) -> int                  # discriminator updates in step `step`
   sample(config, state, z) -> images
   latent(config, key, n) -> z
 
-`batch["image"]` has a leading critic axis: [n_critic, per-device batch, H, W, C].
-With one critic update per step (GAN) a step is one iteration of the
+`batch["image"]` has a leading discriminator axis: [n_critic, per-device batch, H, W, C].
+With one discriminator update per step (GAN) a step is one iteration of the
 reference DCGAN loop: the generator makes a batch of fakes; the
 discriminator takes one step on the real batch and on those fakes; then the
 generator takes one step against the updated discriminator, reusing its
 forward pass through `jax.vjp`, as the reference reuses `fake = G(z)`. With
-n_critic > 1 the critic updates run in a `lax.scan` (unrolled where the
+n_critic > 1 the discriminator updates run in a `lax.scan` (unrolled where the
 backend says so, ganjax/backend.py), each on fresh real data and fresh fakes,
 and the generator update draws fresh noise, as in the WGAN reference code.
 
 `backend` (ganjax/backend.py, resolved once per run by the caller; default: the
 stock Flax layers) supplies the convolution layers the networks are built
-with and whether the critic updates are unrolled. A variant forwards it.
+with and whether the discriminator updates are unrolled. A variant forwards it.
 
 Options that apply to every algorithm here (ganjax/configs.py):
   num_classes > 0   class-conditional (cGAN): G and D take labels. The fakes of
-                    a critic update carry the labels of its real batch, so
+                    a discriminator update carry the labels of its real batch, so
                     real and fake label distributions match and the gradient
                     penalty interpolates examples of one class; the generator
                     update uses the labels of the first real batch.
   feature_matching  adds w * ||E f(x) - E f(G(z))||^2 to G's loss, with f the
-                    critic's last hidden layer and the expectations over the
+                    discriminator's last hidden layer and the expectations over the
                     global batch (Salimans et al. 2016); adversarial_weight 0
                     leaves feature matching alone.
   ema_decay > 0     keeps an exponential moving average of G's weights in the
@@ -127,19 +127,19 @@ def validate(config) -> None:
     raise GanjaxError(f"real_label={config.real_label}: label smoothing needs a loss with a"
                       f" real target ({', '.join(losses.SMOOTHABLE)}), not loss={config.loss!r}")
   if config.n_critic < 1:
-    raise GanjaxError(f"n_critic={config.n_critic} must be at least 1 (critic updates per"
+    raise GanjaxError(f"n_critic={config.n_critic} must be at least 1 (discriminator updates per"
                       " generator update)")
   if config.gp_weight < 0 or config.weight_clip < 0:
     raise GanjaxError("gp_weight and weight_clip must be >= 0 (0 turns them off)")
   if config.gp_weight > 0 and config.d_norm == "batch":
     raise GanjaxError(
         f"d_norm='batch' with gp_weight={config.gp_weight}: the gradient penalty needs each"
-        " example's own critic gradient, which BatchNorm mixes across the batch; set"
+        " example's own discriminator gradient, which BatchNorm mixes across the batch; set"
         " --config.d_norm=layer (or none)")
   if config.gp_weight > 0 and config.minibatch_stddev:
     raise GanjaxError(
         f"minibatch_stddev={config.minibatch_stddev} with gp_weight={config.gp_weight}: the"
-        " gradient penalty needs each example's own critic gradient, which the minibatch"
+        " gradient penalty needs each example's own discriminator gradient, which the minibatch"
         " standard deviation mixes across its group; set --config.minibatch_stddev=0 (or"
         " --config.gp_weight=0)")
   if config.architecture == "dcgan":
@@ -149,8 +149,8 @@ def validate(config) -> None:
       raise GanjaxError(str(e) + "; set --config.image_size") from e
 
 
-def critic_iterations(config, step: int) -> int:
-  """Critic updates in generator iteration `step` (0-based).
+def discriminator_updates(config, step: int) -> int:
+  """Discriminator updates in generator iteration `step` (0-based).
 
   With `critic_warmup`, the WGAN reference schedule: 100 for the first 25
   generator iterations and for every 500th, else `n_critic`.
@@ -191,9 +191,9 @@ def learning_rate(config, lr: float, updates_per_step: int = 1):
   its end (an optax schedule over optimizer updates); `lr` itself when lr_decay_start is 1.
 
   An optimizer makes `updates_per_step` updates per generator iteration (the
-  critic: n_critic), so both networks' rates fall over the same generator
-  iterations. The extra critic updates of `critic_warmup` are not counted:
-  with it the critic's decay starts a little early.
+  discriminator: n_critic), so both networks' rates fall over the same generator
+  iterations. The extra discriminator updates of `critic_warmup` are not counted:
+  with it the discriminator's decay starts a little early.
   """
   start = config.get("lr_decay_start", 1.0)
   if start >= 1.0:
@@ -224,8 +224,8 @@ def latent(config, key, n: int):
 def init(config, rng, example_batch, networks=None, backend: Backend = STOCK_BACKEND) -> GANState:
   """A fresh state; `example_batch["image"]` ([B, H, W, C]) gives the image shape.
 
-  `networks(config, axis_name, layers)` -> (generator, critic) builds the
-  networks (default: `models`); a variant with its own critic passes its
+  `networks(config, axis_name, layers)` -> (generator, discriminator) builds the
+  networks (default: `models`); a variant with its own discriminator passes its
   builder here and to `train_step` (algorithms/sngan.py). The parameters do not
   depend on `backend`'s layers, which have the stock layers' parameters.
   """
@@ -271,8 +271,9 @@ def _apply(module, params, stats, *args, train=True, **kwargs):
   return out, updates["batch_stats"]
 
 
-def critic_update(config, critic, tx, params, stats, opt_state, real, fake, key, labels=None):
-  """One optimizer step of the critic on a real and a fake batch (this device's slices).
+def discriminator_update(config, discriminator, tx, params, stats, opt_state, real, fake, key,
+                         labels=None):
+  """One optimizer step of the discriminator on a real and a fake batch (this device's slices).
 
   `labels` (conditional models) are the labels of both the real and the fake batch.
 
@@ -280,22 +281,22 @@ def critic_update(config, critic, tx, params, stats, opt_state, real, fake, key,
   averaged over the devices; weights are clipped after the update when
   `weight_clip` > 0.
   """
-  critic_loss_fn = losses.OBJECTIVES[config.loss][0]
+  d_loss_fn = losses.OBJECTIVES[config.loss][0]
   fake = lax.stop_gradient(fake)
 
   def loss_fn(p):
     if config.separate_batches:
-      real_out, new_stats = _apply(critic, p, stats, real, labels)
-      fake_out, new_stats = _apply(critic, p, new_stats, fake, labels)
+      real_out, new_stats = _apply(discriminator, p, stats, real, labels)
+      fake_out, new_stats = _apply(discriminator, p, new_stats, fake, labels)
     else:
       both_labels = None if labels is None else jnp.concatenate([labels, labels])
-      both, new_stats = _apply(critic, p, stats, jnp.concatenate([real, fake]), both_labels)
+      both, new_stats = _apply(discriminator, p, stats, jnp.concatenate([real, fake]), both_labels)
       real_out, fake_out = jnp.split(both, 2)
-    loss = critic_loss_fn(real_out, fake_out, config.real_label)
+    loss = d_loss_fn(real_out, fake_out, config.real_label)
     penalty = jnp.zeros(())
     if config.gp_weight > 0:
       penalty, _ = losses.gradient_penalty(
-          lambda x: _apply(critic, p, {}, x, labels)[0], real, fake, key, config.gp_weight,
+          lambda x: _apply(discriminator, p, {}, x, labels)[0], real, fake, key, config.gp_weight,
           axis_name=AXIS)
     return loss + penalty, (new_stats, real_out, fake_out, loss, penalty)
 
@@ -305,7 +306,7 @@ def critic_update(config, critic, tx, params, stats, opt_state, real, fake, key,
   updates, opt_state = tx.update(grads, opt_state, params)
   params = optax.apply_updates(params, updates)
   metrics = {"d_loss": loss, "d_grad_norm": optax.global_norm(grads)}
-  if config.loss in ("wasserstein", "hinge"):  # the critic's estimate E[D(x)] - E[D(G(z))]
+  if config.loss in ("wasserstein", "hinge"):  # the discriminator's estimate E[D(x)] - E[D(G(z))]
     metrics["wasserstein"] = jnp.mean(real_out) - jnp.mean(fake_out)
   if config.loss in ("non_saturating", "minimax"):
     metrics["d_real"] = jnp.mean(jax.nn.sigmoid(real_out))
@@ -337,25 +338,25 @@ def feature_matching_loss(real_features, fake_features):
 
 def train_step(config, state: GANState, batch, networks=None,
                backend: Backend = STOCK_BACKEND):
-  """`n` critic updates (n = batch["image"].shape[0]) then one generator update.
+  """`n` discriminator updates (n = batch["image"].shape[0]) then one generator update.
 
-  `networks`: as in `init`. The critic updates are straight-line code where
-  `backend.unroll_critic(n)`, else the body of a `lax.scan`, whose critic is
+  `networks`: as in `init`. The discriminator updates are straight-line code where
+  `backend.unroll_d_updates(n)`, else the body of a `lax.scan`, whose discriminator is
   built with `backend.loop_layers`.
   """
   networks = networks or models
-  generator, critic = networks(config, AXIS, backend.layers)
-  unrolled = n_critic_of(batch) == 1 or backend.unroll_critic(n_critic_of(batch))
-  # The networks of the critic updates: in a loop body, built with the loop's layers.
-  update_generator, update_critic = (
-      (generator, critic) if unrolled else networks(config, AXIS, backend.loop_layers))
+  generator, discriminator = networks(config, AXIS, backend.layers)
+  unrolled = n_critic_of(batch) == 1 or backend.unroll_d_updates(n_critic_of(batch))
+  # The networks of the discriminator updates: in a loop body, built with the loop's layers.
+  update_generator, update_discriminator = (
+      (generator, discriminator) if unrolled else networks(config, AXIS, backend.loop_layers))
   txs = optimizers(config)
   g_loss_fn = losses.OBJECTIVES[config.loss][1]
   reals = batch["image"]
   labels = batch["label"] if config.num_classes else None
   n_critic, local_batch = reals.shape[:2]
   key = jax.random.fold_in(state.rng, state.step)
-  g_key, critic_key = jax.random.split(key)
+  g_key, updates_key = jax.random.split(key)
   g_params = state.params["generator"]
   g_stats0 = state.batch_stats["generator"]
   g_labels = None if labels is None else labels[0]
@@ -363,42 +364,42 @@ def train_step(config, state: GANState, batch, networks=None,
   def generate(params, z, y, network=generator):
     return _apply(network, params, g_stats0, z, y)
 
-  # The generator's pass for its own update; with one critic update it also
+  # The generator's pass for its own update; with one discriminator update it also
   # makes that update's fakes (the reference DCGAN loop).
   fake, generator_vjp, g_stats = jax.vjp(
       lambda p: generate(p, device_latent(config, g_key, local_batch), g_labels), g_params,
       has_aux=True)
 
-  def one_critic_update(carry, xs):
+  def one_discriminator_update(carry, xs):
     real, y, i = xs
     d_params, d_stats, d_opt = carry
-    k_fake, k_gp = jax.random.split(jax.random.fold_in(critic_key, i))
+    k_fake, k_gp = jax.random.split(jax.random.fold_in(updates_key, i))
     fakes = fake if n_critic == 1 else generate(
         g_params, device_latent(config, k_fake, local_batch), y, update_generator)[0]
-    d_params, d_stats, d_opt, metrics = critic_update(
-        config, update_critic, txs["discriminator"], d_params, d_stats, d_opt, real, fakes,
+    d_params, d_stats, d_opt, metrics = discriminator_update(
+        config, update_discriminator, txs["discriminator"], d_params, d_stats, d_opt, real, fakes,
         k_gp, y)
     return (d_params, d_stats, d_opt), metrics
 
   carry = (state.params["discriminator"], state.batch_stats["discriminator"],
            state.opt_state["discriminator"])
   if n_critic == 1:
-    carry, d_metrics = one_critic_update(carry, (reals[0], g_labels, 0))
+    carry, d_metrics = one_discriminator_update(carry, (reals[0], g_labels, 0))
   else:
     xs = (reals, labels, jnp.arange(n_critic))
-    carry, d_metrics = lax.scan(one_critic_update, carry, xs, unroll=unrolled)
-    d_metrics = jax.tree.map(jnp.mean, d_metrics)  # averaged over the critic updates
+    carry, d_metrics = lax.scan(one_discriminator_update, carry, xs, unroll=unrolled)
+    d_metrics = jax.tree.map(jnp.mean, d_metrics)  # averaged over the discriminator updates
   d_params, d_stats, d_opt = carry
 
-  # The generator is scored by the updated critic, in training mode; that
+  # The generator is scored by the updated discriminator, in training mode; that
   # pass's BatchNorm statistics are not kept.
   use_features = config.feature_matching > 0
   if use_features:
-    (_, real_features), _ = _apply(critic, d_params, d_stats, reals[0], g_labels,
+    (_, real_features), _ = _apply(discriminator, d_params, d_stats, reals[0], g_labels,
                                    features=True)
 
   def g_loss_of_fake(images):
-    out, _ = _apply(critic, d_params, d_stats, images, g_labels, features=use_features)
+    out, _ = _apply(discriminator, d_params, d_stats, images, g_labels, features=use_features)
     parts = {}
     if use_features:
       out, fake_features = out
@@ -429,7 +430,7 @@ def train_step(config, state: GANState, batch, networks=None,
 
 
 def n_critic_of(batch) -> int:
-  """The critic updates a batch is for: its leading axis."""
+  """The discriminator updates a batch is for: its leading axis."""
   return batch["image"].shape[0]
 
 

@@ -77,7 +77,7 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
   """Host-local training batches for steps `start_step`, `start_step + 1`, ...
 
   The batch of step t stacks `per_step(t)` consecutive batches on a leading
-  axis (the critic updates of one generator iteration):
+  axis (the discriminator updates of one generator iteration):
   image [per_step(t), B, H, W, C], label [per_step(t), B]; for unpaired data
   (`is_unpaired`) image_a and image_b [per_step(t), B, H, W, C], no labels.
   """

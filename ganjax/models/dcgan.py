@@ -11,7 +11,7 @@ resolution and halves the channels (padding 2 on the dilated input, which is
 PyTorch's padding=1); BatchNorm and ReLU follow every layer but
 the last, which ends in tanh. Discriminator: the mirror image, strided 4x4
 convolutions with LeakyReLU(0.2), BatchNorm on all but the first layer (or
-LayerNorm, or none, for critics that need per-example outputs), and a final
+LayerNorm, or none, for discriminators that need per-example outputs), and a final
 4x4 valid convolution to one logit. No convolution has a bias. All
 weights are drawn from N(0, 0.02); BatchNorm scales from N(1, 0.02).
 

@@ -1,4 +1,4 @@
-"""The spectrally normalised critic of SNGAN (Miyato, Kataoka, Koyama and Yoshida, 2018).
+"""The spectrally normalised discriminator of SNGAN (Miyato, Kataoka, Koyama and Yoshida, 2018).
 
 The "standard CNN" discriminator of the paper's Table 3, for images whose
 side divides by 8 (32x32 for CIFAR-10 and for MNIST padded as ganjax pads it):
@@ -19,7 +19,7 @@ feature map before the dense layer. Every convolution and the dense layer is wra
 [kh * kw * in, out], is divided by an estimate of its largest singular value
 sigma(W) before use. The estimate is one step of power iteration per forward
 pass from a vector `u` kept between steps (in the `batch_stats` collection,
-beside `sigma`), which is updated when the critic is called with `train=True`;
+beside `sigma`), which is updated when the discriminator is called with `train=True`;
 with `train=False` the same estimate is computed but not stored. There is no
 BatchNorm or LayerNorm: spectral normalisation alone bounds each layer.
 
@@ -63,7 +63,7 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, features: bool = False):
     if labels is not None:
-      raise ValueError("the SNGAN critic is unconditional; set num_classes=0")
+      raise ValueError("the SNGAN discriminator is unconditional; set num_classes=0")
     if x.shape[1] != self.image_size or x.shape[2] != self.image_size:
       raise ValueError(f"Discriminator built for {self.image_size}x{self.image_size}"
                        f" images got {x.shape[1]}x{x.shape[2]}")
