@@ -215,8 +215,9 @@ def check(runs: list[dict], seen: dict, workdir: str, keep: int, slack_mb: float
 
   metrics = os.path.join(workdir, "metrics.jsonl")
   if all(r["signal"] == "SIGTERM" for r in runs) and os.path.isfile(metrics):
-    with open(metrics, encoding="utf-8") as f:
-      steps = [json.loads(line)["step"] for line in f]
+    with open(metrics, encoding="utf-8") as f:  # the training records (an evaluation's
+      #                                           record shares its step)
+      steps = [r["step"] for r in map(json.loads, f) if not any(k.startswith("eval/") for k in r)]
     back = [(a, b) for a, b in zip(steps, steps[1:]) if b <= a]
     if back:
       failures.append(f"metrics.jsonl steps go back or repeat: {back[:5]}")

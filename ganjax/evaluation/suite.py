@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganjax import algorithms, data
+from ganjax import algorithms, backend, data
 from ganjax.errors import GanjaxError
 
 LEVELS = ("cheap", "all")
@@ -407,8 +407,9 @@ class Evaluator:
   def _score_translation(self, state) -> dict:
     from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
     if not hasattr(self, "_translate"):  # compiled once for every evaluation
+      run_backend = backend.resolve(algorithm=self.config.algorithm)
       self._translate = jax.jit(lambda s, x, direction: self.algorithm.translate(
-          self.config, s, x, direction), static_argnums=2)
+          self.config, s, x, direction, run_backend), static_argnums=2)
     translate = self._translate
 
     def run(images, direction):
@@ -453,8 +454,10 @@ def sampler(config):
   if not hasattr(algorithm, "sample"):
     raise GanjaxError(f"algorithm={config.algorithm!r} does not sample from noise; it"
                       " translates images (python -m ganjax translate)")
+  run_backend = backend.resolve(algorithm=config.algorithm)  # the layers of this platform
   return (jax.jit(lambda s: algorithm.sampling_variables(config, s)),
-          jax.jit(lambda s, z, y, v: algorithm.sample(config, s, z, y, variables=v)))
+          jax.jit(lambda s, z, y, v: algorithm.sample(config, s, z, y, variables=v,
+                                                      backend=run_backend)))
 
 
 def generate(config, state, n: int, key, labels=None, batch_size: int = 200,
