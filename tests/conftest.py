@@ -13,7 +13,6 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), f"ganjax-test-jax-cache-{os.getuid()}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
-import ganjax  # noqa: E402,F401  its XLA flags (ganjax/xla_defaults.py), as in every run
 import jax  # noqa: E402  pylint: disable=wrong-import-position
 
 assert jax.device_count() == 8, "tests/conftest.py must set XLA_FLAGS before jax starts"

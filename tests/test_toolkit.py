@@ -331,7 +331,7 @@ def test_separate_batches_change_the_batchnorm_statistics():
      " most 2"),
     (dict(minibatch_stddev=2, gp_weight=10.0, d_norm="layer", loss="wasserstein"),
      "minibatch_stddev=2 with gp_weight=10.0: the gradient penalty needs each example's own"
-     " critic gradient, which the minibatch standard deviation mixes across its group; set"
+     " discriminator gradient, which the minibatch standard deviation mixes across its group; set"
      " --config.minibatch_stddev=0"),
     (dict(num_classes=10, architecture="mlp", g_norm="none"), "class conditioning is built"),
 ])

@@ -31,7 +31,7 @@ the reference, the Inception weights' SHA-256 and the checkpoint's
 
 import os
 
-from ganjax import backend, seeds, train
+from ganjax import seeds, train
 from ganjax.cli import shared
 from ganjax.errors import GanjaxError
 from ganjax.evaluation import suite
@@ -105,13 +105,9 @@ def main(argv=None) -> None:
   """The evaluate command; `argv`: its flags (default sys.argv[1:])."""
   parser = make_parser()
   args = parser.parse_args(argv)
-  backend.tune_host_if_cpu()
-  try:
-    shared.check_best(args.workdir, args.checkpoint)
-    result = evaluate(args.workdir, args.num_samples, args.checkpoint, args.seed, args.metrics,
-                      args.inception_weights, args.batch_size, args.reference)
-  except GanjaxError as e:
-    shared.fail(e)
+  result = shared.run_on_workdir(parser, argv, lambda args: evaluate(
+      args.workdir, args.num_samples, args.checkpoint, args.seed, args.metrics,
+      args.inception_weights, args.batch_size, args.reference))
   notes = result.pop("notes", [])
   width = max(len(k) for k in result)
   # Means over seeds come with <name>_std and <name>_per_seed; a metric's own std

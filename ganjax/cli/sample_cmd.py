@@ -14,7 +14,7 @@ import os
 import jax
 import numpy as np
 
-from ganjax import backend, data, logs, seeds, train
+from ganjax import data, logs, seeds, train
 from ganjax.cli import shared
 from ganjax.errors import GanjaxError
 from ganjax.evaluation import suite
@@ -107,15 +107,9 @@ def make_parser() -> shared.Parser:
 
 def main(argv=None) -> None:
   """The sample command; `argv`: its flags (default sys.argv[1:])."""
-  parser = make_parser()
-  args = parser.parse_args(argv)
-  backend.tune_host_if_cpu()
-  try:
-    shared.check_best(args.workdir, args.checkpoint)
-    print("ganjax: " + sample(args.workdir, args.num, args.output, args.labels, args.checkpoint,
-                              args.seed, args.batch_size, args.replica))
-  except GanjaxError as e:
-    shared.fail(e)
+  shared.run_on_workdir(make_parser(), argv, lambda args: print("ganjax: " + sample(
+      args.workdir, args.num, args.output, args.labels, args.checkpoint, args.seed,
+      args.batch_size, args.replica)))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ import difflib
 import os
 import sys
 
+from ganjax import backend
+from ganjax.errors import GanjaxError
+
 CHECKPOINT_HELP = ("which checkpoint of the run: a saved step (e.g. 2000), 'best' (the best"
                    " by eval_every, kept in <workdir>/best) or 'newest'; default the newest")
 INCEPTION_WEIGHTS_HELP = ("pytorch-fid's FID Inception weights,"
@@ -91,6 +94,19 @@ def error_line(message: str) -> str:
 def fail(error: Exception):
   """Exits with status 1 and the error's one line (for a GanjaxError found after parsing)."""
   sys.exit(error_line(error))
+
+
+def run_on_workdir(parser: argparse.ArgumentParser, argv, action):
+  """A command on a run's workdir: parses `argv` (default sys.argv[1:]), tunes the host for
+  a CPU run, checks that a `--checkpoint best` exists, and returns `action(args)`; a
+  GanjaxError is one line and exit status 1."""
+  args = parser.parse_args(argv)
+  backend.tune_host_if_cpu()
+  try:
+    check_best(args.workdir, args.checkpoint)
+    return action(args)
+  except GanjaxError as e:
+    fail(e)
 
 
 class Parser(argparse.ArgumentParser):

@@ -117,15 +117,9 @@ def make_parser() -> shared.Parser:
 
 def main(argv=None) -> None:
   """The translate command; `argv`: its flags (default sys.argv[1:])."""
-  parser = make_parser()
-  args = parser.parse_args(argv)
-  backend.tune_host_if_cpu()
-  try:
-    shared.check_best(args.workdir, args.checkpoint)
-    translate_files(args.workdir, args.input, args.output, args.direction, args.checkpoint,
-                    args.overwrite, args.replica)
-  except GanjaxError as e:
-    shared.fail(e)
+  shared.run_on_workdir(make_parser(), argv, lambda args: translate_files(
+      args.workdir, args.input, args.output, args.direction, args.checkpoint, args.overwrite,
+      args.replica))
 
 
 if __name__ == "__main__":
