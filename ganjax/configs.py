@@ -43,9 +43,12 @@ def adversarial() -> ml_collections.ConfigDict:
   c.weight_clip = 0.0        # clip D's weights to [-c, c] after each update (WGAN: 0.01); 0 = off
   c.adversarial_weight = 1.0  # weight of the adversarial term in G's loss
   c.feature_matching = 0.0   # weight of ||E f(x) - E f(G(z))||^2 in G's loss, f = D's last hidden layer
+  c.pack = 1                 # PacGAN packing (Lin et al. 2018): D sees `pack` samples, all real or
+  #                            all generated, concatenated on the channel (mlp: feature) axis as one
+  #                            input; a step draws batch_size * pack real and fake samples
 
   # Optimisation.
-  c.batch_size = 128         # global, over all devices and hosts
+  c.batch_size = 128         # global, over all devices and hosts: inputs of D (see pack)
   c.num_train_steps = 10_000  # generator iterations
   c.n_critic = 1             # discriminator updates per generator update (the name is WGAN's,
   #                            whose papers call the discriminator a critic)

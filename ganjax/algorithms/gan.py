@@ -13,7 +13,8 @@ Pure functions over one state pytree:
   sample(config, state, z) -> images
   latent(config, key, n) -> z
 
-`batch["image"]` has a leading discriminator axis: [n_critic, per-device batch, H, W, C].
+`batch["image"]` has a leading discriminator axis: [n_critic, per-device batch, H, W, C],
+the per-device batch holding `pack` samples per discriminator input.
 With one discriminator update per step (GAN) a step is one iteration of the
 reference DCGAN loop: the generator makes a batch of fakes; the
 discriminator takes one step on the real batch and on those fakes; then the
@@ -43,6 +44,11 @@ Options that apply to every algorithm here (ganjax/configs.py):
                     statistics computed for the EMA weights themselves
                     (`standing_statistics`).
   minibatch_stddev  the minibatch standard-deviation feature in D.
+  pack > 1          PacGAN (Lin et al. 2018): D scores `pack` samples at once,
+                    all real or all generated, concatenated on the last axis
+                    (`pack`); the batch and the noise of a step hold
+                    batch_size * pack samples, a device packs its own rows, and
+                    the generator's loss is on packed fakes too.
   dtype             "bfloat16" runs the networks' hidden layers in bfloat16
                     (GPU/TPU); parameters, optimizer states, BatchNorm
                     statistics, the output layers (images, logits), losses and
@@ -101,6 +107,13 @@ def validate(config) -> None:
   if config.num_classes and config.architecture != "dcgan":
     raise GanjaxError(f"num_classes={config.num_classes}: class conditioning is built for"
                       " architecture='dcgan'; set --config.num_classes=0")
+  if packing(config) < 1:
+    raise GanjaxError(f"pack={config.pack} must be at least 1 (samples per discriminator"
+                      " input; 1 = no packing, 2 to 4 in PacGAN)")
+  if packing(config) > 1 and config.num_classes:
+    raise GanjaxError(f"pack={config.pack} with num_classes={config.num_classes}: packing is"
+                      " built for unconditional models; set --config.pack=1 (or"
+                      " --config.num_classes=0)")
   if config.feature_matching < 0 or config.adversarial_weight < 0:
     raise GanjaxError("feature_matching and adversarial_weight must be >= 0")
   if config.feature_matching == 0 and config.adversarial_weight == 0:
@@ -233,8 +246,10 @@ def init(config, rng, example_batch, networks=None, backend: Backend = STOCK_BAC
   g_key, d_key = jax.random.split(jax.random.fold_in(rng, 0x1417))
   labels = jnp.zeros((2,), jnp.int32) if config.num_classes else None
   g_vars = generator.init(g_key, latent(config, g_key, 2), labels, train=False)
-  d_vars = discriminator.init(d_key, jnp.asarray(example_batch["image"][:2]), labels,
-                              train=False)
+  m = packing(config)
+  example = jnp.asarray(example_batch["image"][:2])
+  example = pack(jnp.concatenate([example] * m), m)  # D's inputs have m times the channels
+  d_vars = discriminator.init(d_key, example, labels, train=False)
   params = {"generator": g_vars["params"], "discriminator": d_vars["params"]}
   txs = optimizers(config)
   return GANState(
@@ -250,6 +265,26 @@ def init(config, rng, example_batch, networks=None, backend: Backend = STOCK_BAC
 def ema_update(decay: float, ema, params):
   """ema <- decay * ema + (1 - decay) * params, leaf by leaf."""
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+
+
+def pack(x, m: int):
+  """m samples per discriminator input (PacGAN): x [m * N, ..., C] -> [N, ..., m * C].
+
+  Packed input i concatenates samples i * m, ..., i * m + m - 1, in that order, on the
+  last axis (the channels of an image, the features of a point); pack(x, 1) is x.
+  """
+  if m == 1:
+    return x
+  if x.shape[0] % m:
+    raise ValueError(f"a batch of {x.shape[0]} samples does not pack into inputs of {m}")
+  x = x.reshape((x.shape[0] // m, m) + x.shape[1:])
+  x = jnp.moveaxis(x, 1, -2)  # [N, ..., m, C]
+  return x.reshape(x.shape[:-2] + (m * x.shape[-1],))
+
+
+def packing(config) -> int:
+  """Samples per discriminator input: config.pack (1 for a config without the key)."""
+  return config.get("pack", 1)
 
 
 def device_latent(config, key, local_batch: int):
@@ -354,7 +389,8 @@ def train_step(config, state: GANState, batch, networks=None,
   g_loss_fn = losses.OBJECTIVES[config.loss][1]
   reals = batch["image"]
   labels = batch["label"] if config.num_classes else None
-  n_critic, local_batch = reals.shape[:2]
+  n_critic, local_batch = reals.shape[:2]  # local_batch: this device's samples, pack per input
+  m = packing(config)
   key = jax.random.fold_in(state.rng, state.step)
   g_key, updates_key = jax.random.split(key)
   g_params = state.params["generator"]
@@ -377,8 +413,8 @@ def train_step(config, state: GANState, batch, networks=None,
     fakes = fake if n_critic == 1 else generate(
         g_params, device_latent(config, k_fake, local_batch), y, update_generator)[0]
     d_params, d_stats, d_opt, metrics = discriminator_update(
-        config, update_discriminator, txs["discriminator"], d_params, d_stats, d_opt, real, fakes,
-        k_gp, y)
+        config, update_discriminator, txs["discriminator"], d_params, d_stats, d_opt,
+        pack(real, m), pack(fakes, m), k_gp, y)
     return (d_params, d_stats, d_opt), metrics
 
   carry = (state.params["discriminator"], state.batch_stats["discriminator"],
@@ -395,11 +431,12 @@ def train_step(config, state: GANState, batch, networks=None,
   # pass's BatchNorm statistics are not kept.
   use_features = config.feature_matching > 0
   if use_features:
-    (_, real_features), _ = _apply(discriminator, d_params, d_stats, reals[0], g_labels,
-                                   features=True)
+    (_, real_features), _ = _apply(discriminator, d_params, d_stats, pack(reals[0], m),
+                                   g_labels, features=True)
 
   def g_loss_of_fake(images):
-    out, _ = _apply(discriminator, d_params, d_stats, images, g_labels, features=use_features)
+    out, _ = _apply(discriminator, d_params, d_stats, pack(images, m), g_labels,
+                    features=use_features)
     parts = {}
     if use_features:
       out, fake_features = out
@@ -464,7 +501,7 @@ def standing_statistics(config, params, key=None, networks=None,
   own statistics: the EMA weights.
 
   The generator runs in training mode, as in a train step, on STANDING_BATCHES
-  batches of `batch_size` latents from `key` (default: the fixed
+  batches of `batch_size * pack` latents (a train step's) from `key` (default: the fixed
   PRNGKey(STANDING_SEED)), with labels cycling through the classes for a
   conditional model; each BatchNorm layer normalises by its batch's own
   statistics. A layer's mean and variance are the averages over the batches of
@@ -474,7 +511,7 @@ def standing_statistics(config, params, key=None, networks=None,
   """
   generator, _ = (networks or models)(config, None, backend.layers)
   key = jax.random.PRNGKey(STANDING_SEED) if key is None else key
-  n = config.batch_size
+  n = config.batch_size * packing(config)
   z = latent(config, key, STANDING_BATCHES * n).reshape(STANDING_BATCHES, n, -1)
   labels = None
   if config.num_classes:

@@ -70,6 +70,12 @@ def _two_domains(config, spec: Spec) -> bool:
   return is_unpaired(spec) or (spec.kind == "folder" and config.get("algorithm") == "cyclegan")
 
 
+def samples_per_step(config) -> int:
+  """The examples of one training batch: `batch_size` times `pack` (PacGAN packs that many
+  examples into each of the discriminator's `batch_size` inputs; 1 without the key)."""
+  return config.batch_size * config.get("pack", 1)
+
+
 def make_batches(config, *, start_step: int = 0, process_index: int = 0,
                  process_count: int = 1,
                  per_step: Callable[[int], int] = lambda step: 1
@@ -78,7 +84,8 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
 
   The batch of step t stacks `per_step(t)` consecutive batches on a leading
   axis (the discriminator updates of one generator iteration):
-  image [per_step(t), B, H, W, C], label [per_step(t), B]; for unpaired data
+  image [per_step(t), B, H, W, C], label [per_step(t), B], with B =
+  `samples_per_step(config)` / process_count; for unpaired data
   (`is_unpaired`) image_a and image_b [per_step(t), B, H, W, C], no labels.
   """
   spec = parse_spec(config.dataset)
@@ -96,18 +103,19 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
       if config.channels != 2:
         raise GanjaxError(f"dataset={config.dataset!r} has 2D points but channels="
                           f"{config.channels}; set --config.channels=2")
-      source = ToySource(spec.name, config.batch_size, config.seed, process_index,
+      source = ToySource(spec.name, samples_per_step(config), config.seed, process_index,
                          process_count)
     else:
       images, labels = (image_folder(spec, config.image_size, config.channels)
                         if spec.kind == "folder"
                         else load_bundled(spec.name, config.image_size, config.channels))
-      source = ArraySource(images, labels, config.batch_size, config.seed,
+      source = ArraySource(images, labels, samples_per_step(config), config.seed,
                            process_index, process_count)
     return group(source.iterate(first), start_step, per_step)
   ds = tfds_dataset(spec.name, split="train", image_size=config.image_size,
                     channels=config.channels,
-                    local_batch_size=config.batch_size // process_count, seed=config.seed,
+                    local_batch_size=samples_per_step(config) // process_count,
+                    seed=config.seed,
                     data_dir=config.tfds_data_dir or None,
                     shuffle_buffer=config.shuffle_buffer,
                     process_index=process_index, process_count=process_count,
