@@ -21,7 +21,7 @@ label as 10 one-hot channels concatenated to the image
 labels of the real batch beside them. The sample grids in runs/cgan/samples/
 have one row per class (0 to 9 from the top) and one latent vector per column.
 
-The embedding's size matters: measured here, with a 50-dimensional N(0, 1)
+The embedding's size matters: with a 50-dimensional N(0, 1)
 embedding the generator learned to ignore its noise (each class drawn as one
 digit, a within-class mode collapse that neither minibatch stddev nor the
 projection discriminator undid in 1,000 steps), while the 10-dimensional

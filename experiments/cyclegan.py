@@ -7,7 +7,7 @@ Run (offline, CPU, minutes; writes runs/cyclegan):
 Presets:
   (none)             bundled:digit_pair, two domains made from the bundled MNIST
                      digits (A: plain white digits; B: other digits, thickened and
-                     coloured, see ganjax/data.py), 32x32x3; 6 residual blocks,
+                     coloured, see ganjax/data/bundled.py), 32x32x3; 6 residual blocks,
                      width 16, batch 4, so that it trains in minutes on a CPU.
                      The sample grid's rows are real A, G(A), F(G(A)), real B,
                      F(B), G(F(B)).

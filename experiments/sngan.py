@@ -24,8 +24,8 @@ Chainer code runs (pfnet-research/chainer-gan-lib, example.sh): Adam lr 2e-4,
 betas (0.5, 0.999), one critic update per generator update, batch 64, latent
 size 128.
 
-On MNIST the paper's critic lets this generator collapse: measured here
-(docs/extending.md), with spectral normalisation alone all 64 samples were
+On MNIST the paper's critic lets this generator collapse (runs in
+docs/extending.md): with spectral normalisation alone all 64 samples were
 one image by step 250, and stayed so in every setting tried (the paper's
 settings B and C, n_critic 5, TTUR, a slower critic, a smaller critic,
 minibatch stddev). With LayerNorm after convolutions 2-7 (d_norm="layer") the

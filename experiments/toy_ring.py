@@ -24,7 +24,8 @@ Expected (10 seeds, 2,500 samples each, docs/toy_mixtures.md): GAN 7.0 +- 0.8
 modes (min 6), 89.5% +- 1.4% high quality (min 87.1%), the GAN's mode dropping
 of PacGAN's table (6.3 modes); WGAN-GP 8/8 modes on every seed, 91.5% +- 1.0%
 high quality (min 89.0%). A sample is of high quality within 3 std (0.03) of a
-mean. The 10 seeds took 14 and 8 minutes on a shared 2-core CPU.
+mean. The 10 seeds took 14 and 8 minutes on a 2-core AMD EPYC (AVX2) shared
+with other jobs, JAX 0.10.2.
 
 The PacGAN reference trains for 400 epochs of 100,000 points at batch 100
 (400,000 steps) at lr 1e-4. Here the lr is raised and then decayed so that a
