@@ -152,7 +152,7 @@ def enabled(name: str, environ=os.environ) -> bool:
 def cpu_rules(info: CpuInfo):
   """The CPU forms' rules for this CPU type (cpu_layers.Rules; benchmarks/conv_forms.py)."""
   from ganjax import cpu_layers  # pylint: disable=import-outside-toplevel
-  del info  # the rules measured so far hold on every x86-64 and Arm CPU tried
+  del info  # one set of rules: both CPU types measured (AVX2; AVX-512 with AMX) pick alike
   return cpu_layers.Rules()
 
 
@@ -241,7 +241,7 @@ def keep_in_heap(keep: bool) -> bool:
   return bool(ok)
 
 
-def tune_host(environ=os.environ) -> dict:
+def tune_host(environ=os.environ, inline_dispatch: bool = True) -> dict:
   """Keeps XLA:CPU's per-step temporaries in the heap; returns what it set, or {}.
 
   Every execution of a compiled CPU program allocates one buffer for all of its
@@ -259,14 +259,15 @@ def tune_host(environ=os.environ) -> dict:
   process does the same work every step, so that memory is what the next step
   needs anyway. Only glibc has mallopt: elsewhere nothing is changed, dispatch
   included (inline dispatch alone made small steps fault their temporaries in
-  every step). `GANJAX_HOST_TUNING=0` turns it off. Call it only for a run whose
-  devices are the CPU: the settings do nothing for programs on an accelerator.
+  every step). `GANJAX_HOST_TUNING=0` turns it off; `inline_dispatch=False` leaves the
+  dispatch alone. Call it only for a run whose devices are the CPU: the settings do
+  nothing for programs on an accelerator.
   """
   if not enabled(HOST_ENV, environ) or not keep_in_heap(True):
     return {}
   import jax  # pylint: disable=import-outside-toplevel
   done = {"mallopt": True}
-  if ASYNC_DISPATCH in jax.config.values and jax.config.values[ASYNC_DISPATCH]:
+  if inline_dispatch and jax.config.values.get(ASYNC_DISPATCH):
     jax.config.update(ASYNC_DISPATCH, False)
     done[ASYNC_DISPATCH] = False
   return done
@@ -288,11 +289,9 @@ def tune_host_if_cpu(devices: Sequence | None = None) -> dict:
     devices = jax.devices()
   if {d.platform for d in devices} != {"cpu"}:
     return {}
-  if jax.distributed.is_initialized():
-    # The clients of a multi-process run are bound to the distributed service and cannot
-    # be created again; its programs span several devices and run on the pool anyway.
-    return {"mallopt": True} if enabled(HOST_ENV) and keep_in_heap(True) else {}
-  done = tune_host()
+  # The clients of a multi-process run are bound to the distributed service and cannot be
+  # created again; its programs span several devices and run on the pool anyway.
+  done = tune_host(inline_dispatch=not jax.distributed.is_initialized())
   if ASYNC_DISPATCH in done:
     jax.extend.backend.clear_backends()
   return done

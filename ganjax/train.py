@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganjax import algorithms, backend as backends, configs, data, logs, parallel, preemption
-from ganjax import resume, seeds
+from ganjax import resume, seeds, validation
 from ganjax.checkpoint import Checkpoints
 from ganjax.errors import GanjaxError
 
@@ -264,7 +264,8 @@ def roll_back(fault: str, config, state, checkpoints, rollback_path: str, rolled
 
 def train_and_evaluate(config, workdir: str):
   """Trains `config` in `workdir`, resuming from its newest checkpoint; returns the final state."""
-  algorithm = algorithms.get(config.get("algorithm", ""))
+  validation.required(config)  # the algorithm's name first: it says which checks apply
+  algorithm = algorithms.get(config.algorithm)
   algorithm.validate(config)  # every check of the config, before anything is built
   mesh = parallel.make_mesh()
   backend = backends.resolve(mesh.devices.flat, config.algorithm)

@@ -23,13 +23,18 @@ def choice(config, key: str, allowed) -> None:
                       f" set --config.{key}")
 
 
-def common(config) -> None:
-  """The keys every experiment has: what to run, for how long, how to report, the
-  compute dtype, the EMA and the learning-rate schedule."""
+def required(config) -> None:
+  """Raises unless the config has the keys every experiment sets."""
   missing = [k for k in REQUIRED_KEYS if k not in config]
   if missing:
     raise GanjaxError(f"the config has no {', '.join(missing)}; every experiment sets"
                       f" {', '.join(REQUIRED_KEYS)}")
+
+
+def common(config) -> None:
+  """The keys every experiment has: what to run, for how long, how to report, the
+  compute dtype, the EMA and the learning-rate schedule."""
+  required(config)
   for key in COUNTS:
     if config[key] < 1:
       raise GanjaxError(f"{key}={config[key]} must be at least 1")

@@ -1,15 +1,15 @@
 """GAN (Goodfellow et al. 2014) with the DCGAN networks (Radford et al. 2016).
 
 Also the shared machinery of every GAN-family algorithm with one generator and
-one discriminator: the objective, the number of discriminator updates per generator update,
-weight clipping and the gradient penalty are config options (see
+one discriminator: the objective, the number of discriminator updates per
+generator update, weight clipping and the gradient penalty are config options (see
 ganjax/configs.py); wgan.py sets them as its papers do.
 
 Pure functions over one state pytree:
 
   init(config, rng, example_batch) -> GANState
   train_step(config, state, batch) -> (state, metrics)   # per device; see parallel.py
-  discriminator_updates(config, step) -> int                  # discriminator updates in step `step`
+  discriminator_updates(config, step) -> int  # discriminator updates in step `step`
   sample(config, state, z) -> images
   latent(config, key, n) -> z
 

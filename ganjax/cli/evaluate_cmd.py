@@ -103,11 +103,13 @@ def make_parser() -> shared.Parser:
 
 def main(argv=None) -> None:
   """The evaluate command; `argv`: its flags (default sys.argv[1:])."""
-  parser = make_parser()
-  args = parser.parse_args(argv)
-  result = shared.run_on_workdir(parser, argv, lambda args: evaluate(
-      args.workdir, args.num_samples, args.checkpoint, args.seed, args.metrics,
-      args.inception_weights, args.batch_size, args.reference))
+  shared.run_on_workdir(make_parser(), argv, evaluate_and_print)
+
+
+def evaluate_and_print(args) -> None:
+  """Evaluates as the parsed flags say and prints the table."""
+  result = evaluate(args.workdir, args.num_samples, args.checkpoint, args.seed, args.metrics,
+                    args.inception_weights, args.batch_size, args.reference)
   notes = result.pop("notes", [])
   width = max(len(k) for k in result)
   # Means over seeds come with <name>_std and <name>_per_seed; a metric's own std
