@@ -6,6 +6,9 @@ Run (offline, CPU, one to two minutes each; writes runs/toy_grid, runs/toy_grid-
   python -m ganjax.main --config experiments/toy_grid.py:wgan_gp
   python benchmarks/toy_seeds.py experiments/toy_grid.py:wgan_gp --seeds 10
 
+  python -m ganjax.main --config experiments/toy_grid.py:pacgan_paper --config.pack=2 \
+      --workdir runs/pacgan/grid_pack2   # PacGAN's protocol, 10 seeds (toy_ring.py)
+
 Data: toy:grid, 25 Gaussians on {-4, -2, 0, 2, 4}^2 with std 0.05, fresh samples every step.
 Networks, presets (none: the GAN loss; wgan_gp), learning rates and their
 decay are those of experiments/toy_ring.py (both come from
@@ -44,6 +47,7 @@ from ganjax import configs
 # Each preset with one line for python -m ganjax experiments (which shows the default too).
 PRESETS = {
     "wgan_gp": "WGAN-GP as toy_ring's, with penalty 1.0",
+    "pacgan_paper": "PacGAN's published protocol (Table 1): 400,000 steps, 10 seeds; --config.pack=1..4",
 }
 
 

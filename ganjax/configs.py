@@ -26,6 +26,11 @@ def adversarial() -> ml_collections.ConfigDict:
   c.g_norm = "batch"         # mlp only: "batch" or "none" (the DCGAN generator uses BatchNorm)
   c.d_norm = "batch"         # discriminator normalisation: "batch", "layer" or "none"
   c.leaky_relu_slope = 0.2
+  c.maxout_pieces = 0        # mlp only: > 0 makes D's hidden units maxout with this many pieces
+  c.init_std = 0.0           # mlp only: > 0 draws weights from N(0, init_std), biases 0
+  #                            (PacGAN: 0.02); 0 = Flax's defaults
+  c.g_hidden_bias = True     # mlp only: biases in G's hidden layers (PacGAN: none before BatchNorm)
+  c.bn_momentum = 0.9        # mlp only: weight of the old BatchNorm running statistics
   c.noise = "normal"         # latent distribution: "normal" N(0, 1) or "uniform" U(-1, 1)
   c.minibatch_stddev = 0     # > 0: D gets the minibatch stddev over groups of this size
   c.ema_decay = 0.0          # > 0: samples come from an EMA of G's weights (0.999 is common)
@@ -60,8 +65,12 @@ def adversarial() -> ml_collections.ConfigDict:
   c.beta2 = 0.999
   c.lr_decay_start = 1.0     # both learning rates are constant until this fraction of the
   #                            run, then fall linearly to 0 at its end (1.0: constant)
+  c.simultaneous_updates = False  # G's gradient against D before D's update of the same step
+  #                                 (both step from one point, as ALI/PacGAN train); n_critic 1
 
   # Data.
+  c.toy_points = 0           # toy: mixtures only: 0 = fresh points every step; N = a training
+  #                            set of N points drawn once per run (PacGAN: 100,000)
   c.tfds_data_dir = ""       # "" = TFDS default (TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.shuffle_buffer = 10_000
 
@@ -137,8 +146,11 @@ def toy_mixture(mixture: str, preset: str | None) -> ml_collections.ConfigDict:
   the grid, where at 0.1 the discriminator's outputs drifted and fewer modes were found;
   the same lr and decay, 500 generator steps on the ring and 1,500 on the grid.
   docs/toy_mixtures.md has the tuning runs and the 10-seed results."""
-  if preset not in (None, "", "wgan_gp"):
-    raise ValueError(f"experiments/toy_{mixture}.py has no preset {preset!r}; presets: wgan_gp")
+  if preset not in (None, "", "wgan_gp", "pacgan_paper"):
+    raise ValueError(f"experiments/toy_{mixture}.py has no preset {preset!r}; presets:"
+                     " wgan_gp, pacgan_paper")
+  if preset == "pacgan_paper":
+    return pacgan_paper(mixture)
   c = adversarial()
   c.algorithm = "gan"
   c.loss = "non_saturating"
@@ -161,6 +173,45 @@ def toy_mixture(mixture: str, preset: str | None) -> ml_collections.ConfigDict:
     c.num_train_steps = {"ring": 500, "grid": 1500}[mixture]
   c.g_lr = c.d_lr = 1e-3
   c.lr_decay_start = 0.5     # the second half falls linearly to 0: it makes the points precise
+  return c
+
+
+def pacgan_paper(mixture: str) -> ml_collections.ConfigDict:
+  """The 2D protocol of PacGAN (Lin et al. 2018, Table 1), from its authors' released
+  configuration of the 2DRing and 2DGrid experiments; `pack` 1 is the GAN row, 2-4
+  PacGAN2-4. Ten seeds in one program (num_seeds), as the paper's ten trials.
+
+  - data: 100,000 points drawn once per run, read in epochs of 100,000 packed
+    inputs at batch 100: 400 epochs are 400,000 steps whatever the packing;
+  - one discriminator and one generator step per batch, both gradients taken at
+    the same point (the released code's simultaneous update); the non-saturating
+    loss;
+  - Adam at lr 1e-4, beta1 0.2, beta2 0.999 (the released code passes beta1=0.8
+    to Blocks' Adam, whose beta1 is one minus the usual beta1), no decay;
+  - generator: 4 x 400 ReLU units, each after a bias-free linear map and BatchNorm
+    (running statistics updated with momentum 0.95), linear output; latent 2-d N(0, 1);
+  - discriminator: 3 x 200 maxout units of 5 pieces, one linear output;
+  - weights N(0, 0.02), biases 0.
+  """
+  c = toy_mixture(mixture, None)
+  c.g_width, c.g_depth, c.g_norm, c.g_hidden_bias = 400, 4, "batch", False
+  c.bn_momentum = 0.95
+  c.d_width, c.d_depth, c.d_norm, c.maxout_pieces = 200, 3, "none", 5
+  c.init_std = 0.02
+  c.latent_dim, c.noise = 2, "normal"
+  c.loss = "non_saturating"
+  c.simultaneous_updates = True
+  c.optimizer, c.g_lr, c.d_lr, c.beta1, c.beta2 = "adam", 1e-4, 1e-4, 0.2, 0.999
+  c.lr_decay_start = 1.0
+  c.batch_size = 100
+  c.toy_points = 100_000
+  c.num_train_steps = 400_000
+  c.num_seeds = 10
+  c.num_samples = 2500
+  c.log_every = 1000
+  c.sample_every = 50_000
+  c.checkpoint_every = 10_000
+  c.eval_every = 50_000
   return c
 
 
@@ -198,6 +249,8 @@ def cyclegan() -> ml_collections.ConfigDict:
   c.ema_decay = 0.0          # > 0: translate and sample with an EMA of the generators
 
   # Data.
+  c.toy_points = 0           # toy: mixtures only: 0 = fresh points every step; N = a training
+  #                            set of N points drawn once per run (PacGAN: 100,000)
   c.tfds_data_dir = ""
   c.shuffle_buffer = 1_000
 

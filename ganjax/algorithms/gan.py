@@ -155,11 +155,32 @@ def validate(config) -> None:
         " gradient penalty needs each example's own discriminator gradient, which the minibatch"
         " standard deviation mixes across its group; set --config.minibatch_stddev=0 (or"
         " --config.gp_weight=0)")
+  if config.get("maxout_pieces", 0) < 0 or config.get("init_std", 0.0) < 0:
+    raise GanjaxError(f"maxout_pieces={config.maxout_pieces} and init_std={config.init_std}"
+                      " must be >= 0 (0: LeakyReLU units; Flax's default initialisation)")
+  if not 0.0 < config.get("bn_momentum", 0.9) < 1.0:
+    raise GanjaxError(f"bn_momentum={config.bn_momentum} must be in (0, 1): the weight of the"
+                      " old running statistics (0.9 is Flax's usual, 0.95 PacGAN's)")
+  mlp_only = [k for k, default in MLP_ONLY.items() if config.get(k, default) != default]
+  if mlp_only and config.architecture != "mlp":
+    raise GanjaxError(f"{', '.join(f'{k}={config[k]}' for k in mlp_only)}: built for"
+                      " architecture='mlp'; leave them at their defaults"
+                      f" ({', '.join(f'{k}={MLP_ONLY[k]}' for k in mlp_only)})")
+  if config.get("simultaneous_updates", False) and (config.n_critic != 1
+                                                    or config.critic_warmup):
+    raise GanjaxError(f"simultaneous_updates with n_critic={config.n_critic} (critic_warmup="
+                      f"{config.critic_warmup}): both networks step from the same point only"
+                      " with one discriminator update per generator update; set"
+                      " --config.n_critic=1 --config.critic_warmup=False")
   if config.architecture == "dcgan":
     try:
       dcgan.num_stages(config.image_size)
     except ValueError as e:
       raise GanjaxError(str(e) + "; set --config.image_size") from e
+
+
+# Keys of the MLP networks only, with the values that leave them off.
+MLP_ONLY = {"maxout_pieces": 0, "init_std": 0.0, "g_hidden_bias": True, "bn_momentum": 0.9}
 
 
 def discriminator_updates(config, step: int) -> int:
@@ -177,13 +198,17 @@ def models(config, axis_name: str | None = AXIS, layers: Layers = STOCK):
   """(generator, discriminator) of the config, built with the convolutions of `layers`."""
   dtype = compute_dtype(config)
   if config.architecture == "mlp":
+    init_std = config.get("init_std", 0.0)
     generator = mlp.Generator(out_dim=config.channels, width=config.g_width,
                               depth=config.g_depth, norm=config.g_norm, axis_name=axis_name,
-                              dtype=dtype)
+                              dtype=dtype, hidden_bias=config.get("g_hidden_bias", True),
+                              momentum=config.get("bn_momentum", 0.9), init_std=init_std)
     discriminator = mlp.Discriminator(width=config.d_width, depth=config.d_depth,
                                       negative_slope=config.leaky_relu_slope,
                                       norm=config.d_norm, axis_name=axis_name,
-                                      minibatch_stddev=config.minibatch_stddev, dtype=dtype)
+                                      minibatch_stddev=config.minibatch_stddev, dtype=dtype,
+                                      maxout_pieces=config.get("maxout_pieces", 0),
+                                      init_std=init_std)
     return generator, discriminator
   generator = dcgan.Generator(image_size=config.image_size, channels=config.channels,
                               width=config.g_width, axis_name=axis_name,
@@ -377,7 +402,10 @@ def train_step(config, state: GANState, batch, networks=None,
 
   `networks`: as in `init`. The discriminator updates are straight-line code where
   `backend.unroll_d_updates(n)`, else the body of a `lax.scan`, whose discriminator is
-  built with `backend.loop_layers`.
+  built with `backend.loop_layers`. With `simultaneous_updates` the generator's
+  gradient is taken against the discriminator the step started from, so that both
+  networks step from the same point (simultaneous gradient descent, as the ALI and
+  PacGAN code trains); otherwise against the updated one.
   """
   networks = networks or models
   generator, discriminator = networks(config, AXIS, backend.layers)
@@ -428,7 +456,10 @@ def train_step(config, state: GANState, batch, networks=None,
   d_params, d_stats, d_opt = carry
 
   # The generator is scored by the updated discriminator, in training mode; that
-  # pass's BatchNorm statistics are not kept.
+  # pass's BatchNorm statistics are not kept. With simultaneous updates, by the
+  # discriminator the step started from, as its own update was.
+  if config.get("simultaneous_updates", False):
+    d_params, d_stats = state.params["discriminator"], state.batch_stats["discriminator"]
   use_features = config.feature_matching > 0
   if use_features:
     (_, real_features), _ = _apply(discriminator, d_params, d_stats, pack(reals[0], m),
@@ -452,6 +483,7 @@ def train_step(config, state: GANState, batch, networks=None,
   g_grads = lax.pmean(g_grads, AXIS)
   g_updates, g_opt = txs["generator"].update(g_grads, state.opt_state["generator"], g_params)
   g_params = optax.apply_updates(g_params, g_updates)
+  d_params, d_stats, d_opt = carry
 
   metrics = {**d_metrics, "g_loss": lax.pmean(g_loss, AXIS),
              "g_grad_norm": optax.global_norm(g_grads)}

@@ -19,7 +19,8 @@ Unpaired two-domain data, for CycleGAN (see ganjax/data/unpaired.py):
   tfds:cycle_gan/<pair>  tensorflow-datasets' cycle_gan pairs, e.g. horse2zebra
 
 Toy batches hold 2D points, `image` float32 [B, 2], with the mixture
-component as `label`; fresh samples every step.
+component as `label`; fresh samples every step, or with config.toy_points = N
+from a training set of N points drawn once per run (in epochs, as images).
 
 Every batch is a dict of numpy arrays, `image` float32 [B, H, W, C] in [-1, 1]
 and `label` int32 [B], where B is this host's share of the global batch (the
@@ -56,7 +57,7 @@ from ganjax.data.folder import (IMAGE_EXTENSIONS, cache_root, decode_image, fold
 # tfds: sources ask `_network_reachable` here, where tests replace it to be offline.
 from ganjax.data.tfds import (_network_reachable, shuffled_epochs, tf_resize_and_crop,
                               tfds_dataset, tfds_unpaired_dataset)
-from ganjax.data.toy import ToySource
+from ganjax.data.toy import ToySetSource, ToySource
 from ganjax.data.unpaired import (UnpairedArraySource, is_unpaired, preview_examples,
                                   unpaired_images)
 from ganjax.data import tfds as _tfds, unpaired as _unpaired  # pylint: disable=g-bad-import-order
@@ -100,11 +101,12 @@ def make_batches(config, *, start_step: int = 0, process_index: int = 0,
   first = sum(per_step(t) for t in range(start_step))  # batches before step start_step
   if spec.kind in ("bundled", "toy", "folder"):
     if spec.kind == "toy":
-      if config.channels != 2:
-        raise GanjaxError(f"dataset={config.dataset!r} has 2D points but channels="
-                          f"{config.channels}; set --config.channels=2")
-      source = ToySource(spec.name, samples_per_step(config), config.seed, process_index,
-                         process_count)
+      check_toy(config, spec)
+      points = config.get("toy_points", 0)
+      source = (ToySetSource(spec.name, points, samples_per_step(config), config.seed,
+                             process_index, process_count) if points
+                else ToySource(spec.name, samples_per_step(config), config.seed, process_index,
+                               process_count))
     else:
       images, labels = (image_folder(spec, config.image_size, config.channels)
                         if spec.kind == "folder"
@@ -145,11 +147,8 @@ def check_source(config) -> None:
                       " of images: use bundled:mnist, tfds:<name>, folder:<path> of images (no"
                       " trainA/, trainB/) or a toy: mixture")
   check_labels(config, spec)
-  if spec.kind == "toy":
-    if config.channels != 2:
-      raise GanjaxError(f"dataset={config.dataset!r} has 2D points but channels="
-                        f"{config.channels}; set --config.channels=2")
-  elif two_domains and spec.kind != "tfds":
+  check_toy(config, spec)
+  if two_domains and spec.kind != "tfds":
     for domain in DOMAINS:
       _unpaired.loaded_images(config, spec, "train", domain)
   elif spec.kind == "bundled":
@@ -158,6 +157,22 @@ def check_source(config) -> None:
     image_folder(spec, config.image_size, config.channels)
   elif spec.kind == "tfds":
     _tfds.check_tfds(config, spec, two_domains)
+
+
+def check_toy(config, spec: Spec) -> None:
+  """A toy: mixture needs channels=2; toy_points is for toy: mixtures only."""
+  points = config.get("toy_points", 0)
+  if spec.kind != "toy":
+    if points:
+      raise GanjaxError(f"toy_points={points} is for the toy: mixtures, not"
+                        f" dataset={config.dataset!r}; set --config.toy_points=0")
+    return
+  if config.channels != 2:
+    raise GanjaxError(f"dataset={config.dataset!r} has 2D points but channels="
+                      f"{config.channels}; set --config.channels=2")
+  if not isinstance(points, int) or isinstance(points, bool) or points < 0:
+    raise GanjaxError(f"toy_points={points!r} must be a whole number >= 0 (0: fresh points"
+                      " every step; N: a training set of N points drawn once)")
 
 
 def num_classes(spec: Spec, data_dir: str | None = None) -> int | None:

@@ -113,13 +113,15 @@ def label_embedding(num_classes: int, dim: int, labels, dtype=jnp.float32):
                   dtype=dtype, name="label_embedding")(labels)
 
 
-def discriminator_head(module: nn.Module, h, labels, features: bool):
+def discriminator_head(module: nn.Module, h, labels, features: bool,
+                       kernel_init=nn.linear.default_kernel_init):
   """The end every discriminator shares: minibatch stddev, a linear logit, projection.
 
   `h` is the last hidden activation [B, ..., C]; `module` has the fields
   num_classes, conditioning, minibatch_stddev and (for feature maps) conv. Returns logits [B], or
   (logits, flattened h) with `features`. The head computes in float32 whatever
-  h's dtype: logits and features are float32.
+  h's dtype: logits and features are float32. `kernel_init` initialises the linear
+  logit of a flat `h` (the MLP's).
   """
   h = h.astype(jnp.float32)
   hidden = h.reshape(h.shape[0], -1)
@@ -128,7 +130,7 @@ def discriminator_head(module: nn.Module, h, labels, features: bool):
     logits = module.conv(1, (4, 4), padding="VALID", use_bias=False,
                          kernel_init=DCGAN_INIT)(x).reshape(x.shape[0])
   else:
-    logits = nn.Dense(1)(x).reshape(x.shape[0])
+    logits = nn.Dense(1, kernel_init=kernel_init)(x).reshape(x.shape[0])
   if module.num_classes and module.conditioning == "projection":
     pooled = jnp.sum(h.reshape(h.shape[0], -1, h.shape[-1]), axis=1)  # sum over positions
     embed = nn.Embed(module.num_classes, h.shape[-1], embedding_init=DCGAN_INIT,
