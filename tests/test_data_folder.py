@@ -334,12 +334,15 @@ def test_gan_trains_on_a_folder_of_pngs_from_the_command_line(tmp_path):
   result = subprocess.run(
       [sys.executable, "-m", "ganjax.main", "--config", "experiments/gan.py",
        f"--config.dataset=folder:{root}", "--config.num_train_steps=2", *TINY,
-       "--workdir", str(workdir)],
+       "--config.eval_every=2", "--workdir", str(workdir)],
       cwd=ROOT, capture_output=True, text=True, timeout=600,
       env={**os.environ, "PYTHONPATH": ROOT, "GANJAX_CACHE": str(tmp_path / "cache")})
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"decoding the 20 images of folder:{root} at 32x32x1" in result.stdout
   assert "20 of the 20 images are in colour and are trained on in greyscale" in result.stdout
   assert (workdir / "checkpoints" / "2").is_dir()
+  # Evaluated offline with the default cheap metrics: the sliced Wasserstein distance.
+  assert "evaluation at step 2: swd" in result.stdout
+  assert json.loads((workdir / "best.json").read_text())["metrics"]["swd"] > 0
   assert json.loads((workdir / "config.json").read_text())["dataset"] == f"folder:{root}"
   assert snapshot(root) == before

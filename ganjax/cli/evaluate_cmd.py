@@ -12,8 +12,11 @@ Picks the metrics that fit the run's data and algorithm
   uniform, precision / recall / density / coverage of classifier features);
   for conditional runs the conditioning accuracy and TSTR beside TRTR; and
   the Inception metrics where the FID weights can be found;
-- other image runs: the Inception metrics against the training data: FID,
-  IS, KID, precision, recall, density, coverage;
+- other image runs: the sliced Wasserstein distance of Laplacian-pyramid
+  patches against the training images (swd; needs no weights, so
+  --metrics cheap scores any image run offline), and the Inception metrics
+  against the training data: FID, IS, KID, precision, recall, density,
+  coverage;
 - CycleGAN: the FID of translations against the target domain, the cycle
   reconstruction error, and on the digit pair the fraction of translations
   that keep their digit class.

@@ -9,7 +9,8 @@ networks and measures the real data then) and called on a state.
 | toy:ring, toy:grid | modes captured, high-quality fraction, reverse KL; precision, recall, density, coverage of the points (2,500 points) | - |
 | bundled:mnist | MNIST-classifier FID, IS analogue, label histogram, classes covered, KL from uniform, classifier precision / recall / density / coverage; conditional: conditioning accuracy | Inception FID / IS / KID / precision / recall / density / coverage; conditional: TSTR and TRTR |
 | bundled:digit_pair (CycleGAN) | class preserved by each translation, cycle L1, digit-classifier FID of translations | Inception FID of translations |
-| other image data | - | Inception FID / IS / KID / precision / recall / density / coverage (translations: FID) |
+| other image data (16 x 16 or larger) | sliced Wasserstein distance of Laplacian-pyramid patches (swd, per level swd_<size>; 2,048 images) | Inception FID / IS / KID / precision / recall / density / coverage |
+| other image data (CycleGAN) | cycle L1 | Inception FID of translations |
 
 Protocols, chosen by the number of generated samples:
 
@@ -40,8 +41,14 @@ same images written out and given to `python -m ganjax fid`. Each
 evaluation draws its latents from a fixed key: the scores of two checkpoints
 differ by the networks alone.
 
+The sliced Wasserstein distance (evaluation/swd.py) needs no trained network,
+so that any image run is scored offline: the first SWD_IMAGES generated images
+against the first SWD_IMAGES training images (or of `reference`, a dataset
+spec), in the reference's fixed order; fewer where the data has fewer.
+
 Every evaluator has a main metric that decides which checkpoint is the best
-(`better`): the classifier FID for MNIST, the Inception FID for other images,
+(`better`): the classifier FID for MNIST, the Inception FID for other images
+(the SWD at the cheap level),
 the class-preserved fraction for the digit pair, and for the mixtures the
 number of modes captured, ties broken by the high-quality fraction.
 """
@@ -62,6 +69,7 @@ IMAGE_SAMPLES = 10_000      # default number of generated images for the image m
 REAL_IMAGES = 10_000        # at most this many real images in the quick Inception reference
 STANDARD_SAMPLES = 50_000   # generated samples of the standard protocol
 REAL_POINTS_SEED = 0        # the mixtures' real points for precision/recall
+SWD_IMAGES = 2_048          # images per set of the sliced Wasserstein distance
 
 
 def to_uint8(images) -> np.ndarray:
@@ -219,6 +227,11 @@ class Evaluator:
       record["is_split_size"] = sizes[0] if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
     if self.kind in ("toy", "mnist") or self._real_inception is not None:
       record["pr_k"], record["dc_k"] = prdc.K_PRECISION_RECALL, prdc.K_DENSITY_COVERAGE
+    if getattr(self, "real_swd", None) is not None:
+      from ganjax.evaluation import swd  # pylint: disable=g-import-not-at-top
+      record["swd_images"] = len(self.real_swd)
+      record["swd_patches_per_image"] = swd.PATCHES_PER_IMAGE
+      record["swd_directions"] = swd.DIR_REPEATS * swd.DIRS_PER_REPEAT
     if self.reference is not None and self.reference.features is not None:
       record["prdc_n"] = min(self.num_samples, len(self.reference.features))
     elif self.kind == "toy":
@@ -250,15 +263,31 @@ class Evaluator:
                         " the Inception metrics, which need level 'all'")
 
   def _setup_images(self, num_samples):
+    from ganjax.evaluation import reference, swd  # pylint: disable=g-import-not-at-top
     self.num_samples = num_samples or IMAGE_SAMPLES
+    self.real_swd = None
+    c = self.config
+    if swd.resolutions(c.image_size):
+      spec = self.reference_arg or c.dataset
+      if spec.lower().endswith(".npz"):  # statistics only: the SWD reads the run's own data
+        spec = c.dataset
+      src = reference.source(spec, split="train", image_size=c.image_size,
+                             channels=c.channels, limit=min(SWD_IMAGES, self.num_samples),
+                             data_dir=c.get("tfds_data_dir") or None,
+                             what="--reference" if self.reference_arg else "dataset")
+      self.real_swd = np.concatenate(list(src.chunks()))[:src.count]
     if self.level == "all":
       self._load_inception()
       self._load_reference()
       self.main = MainMetric(("fid",), (False,))
+    elif self.real_swd is not None:
+      self.main = MainMetric(("swd",), (False,))
     else:
       self.main = MainMetric((), ())
-      self.notes.append(f"no cheap metric for dataset={self.config.dataset!r}: the Inception"
-                        " metrics need level 'all' (eval_metrics='all')")
+      self.notes.append(f"no cheap metric for {c.image_size}x{c.image_size} images: the sliced"
+                        f" Wasserstein distance needs {swd.MIN_RESOLUTION}x{swd.MIN_RESOLUTION}"
+                        " or larger, and the Inception metrics level 'all'"
+                        " (eval_metrics='all')")
 
   def _setup_translation(self, num_samples):
     split = self._split()
@@ -401,8 +430,14 @@ class Evaluator:
     return result
 
   def _score_images(self, state) -> dict:
+    from ganjax.evaluation import swd  # pylint: disable=g-import-not-at-top
     fake = to_uint8(self.generate(state, self.num_samples, self.sample_labels(self.num_samples)))
-    return self._inception_metrics(fake)
+    result = {}
+    if self.real_swd is not None:
+      result.update(swd.swd(self.real_swd, fake[:len(self.real_swd)]))
+    if self.level == "all":
+      result.update(self._inception_metrics(fake))
+    return result
 
   def _score_translation(self, state) -> dict:
     from ganjax.evaluation import fid  # pylint: disable=g-import-not-at-top
