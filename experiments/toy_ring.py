@@ -63,8 +63,8 @@ units of 5 pieces, N(0, 0.02) weights and zero biases, 2-d N(0, 1) noise, and
   - the paper's trials are seeded at random, ganjax's are seeds 0-9;
   - the released code scores after every epoch on one fixed latent batch; ganjax
     scores the final checkpoint (python -m ganjax evaluate) on its fixed key.
-Run, one row per packing (7.7 steps/s for 10 seeds at pack 1 on a 2-core
-Intel Xeon with AVX-512, JAX 0.10.2: about 14 hours a row):
+Run, one row per packing (7.7-9.7 steps/s for 10 seeds at pack 1 on a 2-core
+Intel Xeon with AVX-512, JAX 0.10.2: 11.5-14.5 hours a row):
   python -m ganjax.main --config experiments/toy_ring.py:pacgan_paper \
       --config.pack=2 --workdir runs/pacgan/ring_pack2
 
