@@ -458,15 +458,16 @@ def train_step(config, state: GANState, batch, networks=None,
   # The generator is scored by the updated discriminator, in training mode; that
   # pass's BatchNorm statistics are not kept. With simultaneous updates, by the
   # discriminator the step started from, as its own update was.
-  if config.get("simultaneous_updates", False):
-    d_params, d_stats = state.params["discriminator"], state.batch_stats["discriminator"]
+  judge_params, judge_stats = (
+      (state.params["discriminator"], state.batch_stats["discriminator"])
+      if config.get("simultaneous_updates", False) else (d_params, d_stats))
   use_features = config.feature_matching > 0
   if use_features:
-    (_, real_features), _ = _apply(discriminator, d_params, d_stats, pack(reals[0], m),
+    (_, real_features), _ = _apply(discriminator, judge_params, judge_stats, pack(reals[0], m),
                                    g_labels, features=True)
 
   def g_loss_of_fake(images):
-    out, _ = _apply(discriminator, d_params, d_stats, pack(images, m), g_labels,
+    out, _ = _apply(discriminator, judge_params, judge_stats, pack(images, m), g_labels,
                     features=use_features)
     parts = {}
     if use_features:
@@ -483,7 +484,6 @@ def train_step(config, state: GANState, batch, networks=None,
   g_grads = lax.pmean(g_grads, AXIS)
   g_updates, g_opt = txs["generator"].update(g_grads, state.opt_state["generator"], g_params)
   g_params = optax.apply_updates(g_params, g_updates)
-  d_params, d_stats, d_opt = carry
 
   metrics = {**d_metrics, "g_loss": lax.pmean(g_loss, AXIS),
              "g_grad_norm": optax.global_norm(g_grads)}

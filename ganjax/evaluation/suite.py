@@ -163,6 +163,7 @@ class Evaluator:
     self.reference = None  # the Inception reference (reference.Reference), once measured
     self._inception = None
     self._real_inception = None
+    self.real_swd = None  # the real images of the sliced Wasserstein distance (image runs)
     self._record: dict = {}
     if num_samples is not None and num_samples < 2:
       raise GanjaxError(f"num_samples={num_samples} must be at least 2")
@@ -227,7 +228,7 @@ class Evaluator:
       record["is_split_size"] = sizes[0] if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
     if self.kind in ("toy", "mnist") or self._real_inception is not None:
       record["pr_k"], record["dc_k"] = prdc.K_PRECISION_RECALL, prdc.K_DENSITY_COVERAGE
-    if getattr(self, "real_swd", None) is not None:
+    if self.real_swd is not None:
       from ganjax.evaluation import swd  # pylint: disable=g-import-not-at-top
       record["swd_images"] = len(self.real_swd)
       record["swd_patches_per_image"] = swd.PATCHES_PER_IMAGE
@@ -265,7 +266,6 @@ class Evaluator:
   def _setup_images(self, num_samples):
     from ganjax.evaluation import reference, swd  # pylint: disable=g-import-not-at-top
     self.num_samples = num_samples or IMAGE_SAMPLES
-    self.real_swd = None
     c = self.config
     if swd.resolutions(c.image_size):
       spec = self.reference_arg or c.dataset
